@@ -1,0 +1,51 @@
+"""LangChain chat model for chatgpt.es (the AI Power / wpaicg WordPress chat plugin).
+
+```python
+from langchain_chatgptes import ChatChatGptEs
+
+ChatChatGptEs().invoke("Hello")
+```
+"""
+
+from importlib import metadata
+
+from langchain_chatgptes.chat_models import KNOWN_MODELS, ChatChatGptEs
+from langchain_chatgptes.errors import (
+    BlockedError,
+    ChatGptEsError,
+    ConsentRequiredError,
+    HTTPStatusError,
+    InvalidInputError,
+    NonceError,
+    NonceNotFoundError,
+    NonceRejectedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    SiteError,
+    TransportError,
+)
+
+try:
+    __version__ = metadata.version("langchain-chatgptes")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "KNOWN_MODELS",
+    "BlockedError",
+    "ChatChatGptEs",
+    "ChatGptEsError",
+    "ConsentRequiredError",
+    "HTTPStatusError",
+    "InvalidInputError",
+    "NonceError",
+    "NonceNotFoundError",
+    "NonceRejectedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseFormatError",
+    "SiteError",
+    "TransportError",
+    "__version__",
+]

@@ -1,0 +1,158 @@
+"""LangChain messages -> the one text box chatgpt.es takes.
+
+The site has a single ``message`` field and keeps no usable history, so the whole
+conversation is flattened into it: the fixed :data:`SYSTEM_PROMPT`, one space, then a lone
+user message verbatim, or role-labelled lines ending with ``Assistant:``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from langchain_chatgptes.errors import InvalidInputError
+
+SYSTEM_PROMPT = (
+    "Your default language is English. Always respond in English unless the user's message "
+    "is in a different language. If the user's message is not in English, respond in the "
+    "language of the user's message. Maintain this language behavior throughout the "
+    "conversation unless explicitly instructed otherwise. User input:"
+)
+"""The preamble every ``message`` starts with (verbatim from the protocol reference)."""
+
+# Blocks an earlier assistant turn may carry that are not part of its visible text: tool
+# calls are rendered from ``AIMessage.tool_calls`` instead, reasoning is not replayed.
+_AI_NON_TEXT_BLOCKS = frozenset(
+    {
+        "tool_use",
+        "tool_call",
+        "tool_call_chunk",
+        "invalid_tool_call",
+        "server_tool_call",
+        "server_tool_call_chunk",
+        "server_tool_result",
+        "reasoning",
+        "thinking",
+        "redacted_thinking",
+    }
+)
+
+
+def _label(message: BaseMessage) -> str:
+    if isinstance(message, SystemMessage):
+        return "System"
+    if isinstance(message, HumanMessage):
+        return "User"
+    if isinstance(message, AIMessage):
+        return "Assistant"
+    if isinstance(message, ToolMessage):
+        status = " error" if message.status == "error" else ""
+        return f"Tool result{status} ({message.tool_call_id})"
+    if isinstance(message, FunctionMessage):
+        return f"Function result ({message.name})"
+    if isinstance(message, ChatMessage):
+        return message.role.capitalize()
+    return message.type.capitalize()
+
+
+def message_text(message: BaseMessage, index: int = 0) -> str:
+    """The text of one message; text blocks are joined with newlines.
+
+    Args:
+        message: The message.
+        index: Its position in the conversation, for error messages.
+
+    Raises:
+        InvalidInputError: The message holds a non-text block (image, audio, file, ...).
+    """
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        elif isinstance(message, AIMessage) and kind in _AI_NON_TEXT_BLOCKS:
+            continue
+        else:
+            raise InvalidInputError(
+                f"chatgpt.es accepts text only, but message {index} ({message.type}) has a "
+                f"{kind!r} content block. Remove it, or describe its content in text."
+            )
+    return "\n".join(parts)
+
+
+def _render_tool_calls(message: AIMessage) -> list[str]:
+    return [
+        "<tool_call>"
+        + json.dumps(
+            {"id": call["id"], "name": call["name"], "arguments": call["args"]},
+            ensure_ascii=False,
+        )
+        + "</tool_call>"
+        for call in message.tool_calls
+    ]
+
+
+def render_conversation(messages: Sequence[BaseMessage]) -> str:
+    """Flatten a conversation into the text after the system prompt.
+
+    A lone, unnamed user message is sent verbatim; anything else becomes role-labelled
+    lines (``System:``, ``User:``, ``Assistant:``, ``Tool result (id):``) ending with
+    ``Assistant:`` so the model answers as the next turn.
+
+    Raises:
+        InvalidInputError: No messages, nothing but empty text, or a non-text block.
+    """
+    if not messages:
+        raise InvalidInputError("No messages to send: pass at least one message.")
+    texts = [message_text(message, i) for i, message in enumerate(messages)]
+    if len(messages) == 1 and isinstance(messages[0], HumanMessage) and not messages[0].name:
+        body = texts[0]
+    else:
+        lines = []
+        for message, text in zip(messages, texts, strict=True):
+            label = _label(message)
+            if message.name and isinstance(message, (HumanMessage, AIMessage, SystemMessage)):
+                label = f"{label} ({message.name})"
+            if isinstance(message, AIMessage) and message.tool_calls:
+                text = "\n".join(filter(None, [text, *_render_tool_calls(message)]))
+            lines.append(f"{label}: {text}")
+        body = "\n".join(lines) + "\nAssistant:"
+    if not any(text.strip() for text in texts) and not any(
+        isinstance(m, AIMessage) and m.tool_calls for m in messages
+    ):
+        raise InvalidInputError("Every message is empty: there is no text to send.")
+    return body
+
+
+def build_message(messages: Sequence[BaseMessage]) -> str:
+    """The ``message`` form field: :data:`SYSTEM_PROMPT`, one space, the conversation.
+
+    Raises:
+        InvalidInputError: See :func:`render_conversation`; also text that is not valid
+            Unicode (lone surrogates), which could not be sent.
+    """
+    message = f"{SYSTEM_PROMPT} {render_conversation(messages)}"
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"The messages contain text that is not valid Unicode ({exc.reason} at "
+            f"position {exc.start}); remove lone surrogate characters."
+        ) from exc
+    return message
