@@ -1,0 +1,151 @@
+"""ChatChatGptEs construction, validation and metadata that need no network."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from langchain_core.messages import HumanMessage
+from pydantic import ValidationError
+
+import langchain_chatgptes
+from langchain_chatgptes import KNOWN_MODELS, ChatChatGptEs, ChatGptEsError, InvalidInputError
+
+SECRET_PROXY = "http://alice:s3cr3t-pw@proxy.example.test:3128"
+
+
+def test_public_surface() -> None:
+    assert sorted(langchain_chatgptes.__all__) == sorted(
+        [
+            "KNOWN_MODELS",
+            "BlockedError",
+            "ChatChatGptEs",
+            "ChatGptEsError",
+            "ConsentRequiredError",
+            "HTTPStatusError",
+            "InvalidInputError",
+            "NonceError",
+            "NonceNotFoundError",
+            "NonceRejectedError",
+            "RateLimitError",
+            "RequestTimeoutError",
+            "ResponseFormatError",
+            "SiteError",
+            "TransportError",
+            "__version__",
+        ]
+    )
+    for name in langchain_chatgptes.__all__:
+        obj = getattr(langchain_chatgptes, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, ChatGptEsError)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHATGPTES_BASE_URL", raising=False)
+    monkeypatch.delenv("CHATGPTES_PROXY", raising=False)
+    model = ChatChatGptEs()
+    assert (model.model_name, model.model, model.base_url) == ("gpt-4o", "gpt-4o", "https://chatgpt.es")
+    assert (model.impersonate, model.proxy, model.verify) == ("chrome", None, True)
+    assert model._llm_type == "chatgptes-gpt-4o"
+
+
+@pytest.mark.parametrize("name", KNOWN_MODELS)
+def test_known_models_by_alias_and_field_name(name: str) -> None:
+    assert ChatChatGptEs(model=name).model_name == name
+    assert ChatChatGptEs(model_name=name).model_name == name
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(ValidationError, match="gpt-4, gpt-4o, gpt-4o-mini"):
+        ChatChatGptEs(model="claude-3")
+
+
+def test_unknown_model_per_call_is_a_typed_error() -> None:
+    with pytest.raises(InvalidInputError, match="Unknown model 'o3'"):
+        ChatChatGptEs().invoke("hi", model="o3")
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://proxy:3128",
+        "https://proxy:443",
+        "socks5://u:p@proxy:1080",
+        "socks5h://proxy:1080",
+    ],
+)
+def test_proxy_schemes_accepted(proxy: str) -> None:
+    model = ChatChatGptEs(proxy=proxy)
+    assert model.proxy is not None and model.proxy.get_secret_value() == proxy
+
+
+@pytest.mark.parametrize(
+    "proxy", ["ftp://alice:s3cr3t-pw@proxy:21", "alice:s3cr3t-pw@proxy", "http://:3128", "http://h:x"]
+)
+def test_bad_proxy_is_a_clear_error_without_the_secret(proxy: str) -> None:
+    with pytest.raises(ValidationError, match="proxy must be a URL") as info:
+        ChatChatGptEs(proxy=proxy)
+    assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(("field", "value"), [("timeout", 0), ("timeout", -1), ("max_retries", -1), ("max_tokens", 0)])
+def test_bad_numbers(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        ChatChatGptEs(**{field: value})
+
+
+def test_bad_base_url() -> None:
+    with pytest.raises(ValidationError, match="base_url must be an http"):
+        ChatChatGptEs(base_url="chatgpt.es")
+
+
+def test_proxy_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    model = ChatChatGptEs(proxy=SECRET_PROXY)
+    logging.getLogger("test").debug("model: %r %s", model, model)
+    shown = [repr(model), str(model), caplog.text, str(model._get_ls_params()), str(model.model_dump())]
+    assert all("s3cr3t" not in text for text in shown)
+
+
+def test_mask_proxy() -> None:
+    from langchain_chatgptes._transport import mask_proxy
+
+    assert mask_proxy(SECRET_PROXY) == "http://***@proxy.example.test:3128"
+    assert mask_proxy("socks5://host:1080") == "socks5://host:1080"
+
+
+def test_ls_params_honour_per_call_model() -> None:
+    model = ChatChatGptEs(model="gpt-4o-mini", temperature=0.2, max_tokens=7, stop=["x"])
+    assert model._get_ls_params() == {
+        "ls_provider": "chatgptes",
+        "ls_model_name": "gpt-4o-mini",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.2,
+        "ls_max_tokens": 7,
+        "ls_stop": ["x"],
+    }
+    assert model._get_ls_params(model="gpt-4")["ls_model_name"] == "gpt-4"
+
+
+def test_tokens_are_counted_offline() -> None:
+    model = ChatChatGptEs()
+    assert model.get_num_tokens("abcdefgh") == 2
+    assert model.get_num_tokens_from_messages([HumanMessage("abcdefgh")]) > 2
+
+
+def test_client_id_is_stable_per_instance_and_browser_like() -> None:
+    a, b = ChatChatGptEs(), ChatChatGptEs()
+    assert a._client_id == a._client_id and a._client_id != b._client_id
+    assert len(a._client_id) == 10 and int(a._client_id, 16) >= 0
+
+
+def test_profile_is_text_only_without_native_structured_output() -> None:
+    profile = ChatChatGptEs().profile
+    assert profile is not None
+    assert profile["text_inputs"] and not profile["image_inputs"]
+    assert profile["structured_output"] is False
+
+
+def test_construction_builds_no_transport() -> None:
+    assert ChatChatGptEs()._transport is None
