@@ -1,0 +1,82 @@
+"""Command line: ``python -m langchain_chatgptes "question"`` streams the answer.
+
+Options choose the site (``--base-url``, or ``--emulator`` for the bundled local emulator),
+the proxy, the model label, and ``--no-stream`` for one whole answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
+from langchain_chatgptes.errors import ChatGptEsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_chatgptes",
+        description="Ask chatgpt.es (or any site running the AI Power chat plugin) a question.",
+    )
+    parser.add_argument("question", nargs="?", help="the question; read from stdin if omitted")
+    parser.add_argument(
+        "--base-url", help=f"the site (default: $CHATGPTES_BASE_URL or {DEFAULT_BASE_URL})"
+    )
+    parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
+    parser.add_argument("--model", default="gpt-4o", choices=KNOWN_MODELS, help="model label")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
+    parser.add_argument("--no-stream", action="store_true", help="print the whole answer at once")
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start the bundled local emulator of the site and talk to it (offline)",
+    )
+    return parser
+
+
+@contextmanager
+def _site(args: argparse.Namespace) -> Iterator[str | None]:
+    """The base URL to use: the user's, or a local emulator's for the block's duration."""
+    if not args.emulator:
+        yield args.base_url
+        return
+    from langchain_chatgptes.emulator import Emulator
+
+    with Emulator(stream=not args.no_stream, chunk_delay=0.02) as emulator:
+        print(f"[local chatgpt.es emulator at {emulator.base_url}]", file=sys.stderr)
+        yield emulator.base_url
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    question = args.question if args.question is not None else sys.stdin.read()
+    if not question.strip():
+        _parser().error("no question given")
+    try:
+        with _site(args) as base_url:
+            settings = {"base_url": base_url} if base_url else {}
+            if args.proxy:
+                settings["proxy"] = args.proxy
+            with ChatChatGptEs(model=args.model, timeout=args.timeout, **settings) as model:
+                if args.no_stream:
+                    print(model.invoke(question).text)
+                else:
+                    for chunk in model.stream(question):
+                        print(chunk.text, end="", flush=True)
+                    print()
+    except ChatGptEsError as exc:
+        print(f"error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # invalid settings (pydantic) name the field at fault
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
