@@ -68,9 +68,7 @@ class TextShaper:
         if self.finish_reason is not None:
             return ""
         self._pending += text
-        cut = min(
-            (i for i in (self._pending.find(s) for s in self._stops) if i != -1), default=-1
-        )
+        cut = min((i for i in (self._pending.find(s) for s in self._stops) if i != -1), default=-1)
         if cut != -1:
             ready, self._pending = self._pending[:cut], ""
             return self._take(ready, ended="stop")

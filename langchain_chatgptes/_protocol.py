@@ -55,7 +55,7 @@ NONCE_FAILED_MSG = "Nonce verification failed"
 CHECKBOX_MESSAGE = "Du musst das Kästchen anklicken!"
 """chatgpt.es' own consent-checkbox message, returned as the answer text."""
 
-TOKEN_LIMIT_KEY = "tokenLimitReached"
+TOKEN_LIMIT_KEY = "tokenLimitReached"  # noqa: S105 (a JSON key, not a password)
 FLAG_KEYS = ("ipBanned", "messageFlagged", TOKEN_LIMIT_KEY)
 """Keys of the plugin's flag objects (JSON reply or ``data:`` event)."""
 
@@ -491,9 +491,7 @@ class SSEDecoder:
             if not self._done and self._finish_reason and not self._error_words:
                 events.extend(self._end(self._finish_reason))
         if self._error_words:
-            raise SiteError(
-                "".join(self._error_words).strip() or "unknown error (empty message)"
-            )
+            raise SiteError("".join(self._error_words).strip() or "unknown error (empty message)")
         if not self._done:
             raise ResponseFormatError(
                 "The event stream ended before its end marker ([DONE] or finish_reason)."

@@ -9,6 +9,7 @@ so model instances share one page fetch. What the bytes mean is decided by ``_pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import random
 import threading
@@ -435,9 +436,7 @@ class Transport:
         # Cancelling the transfer task removes the handle from curl's multi handle, which
         # stops the transfer and frees the session's slot (aclose() would wait for the end).
         task = resp.astream_task
-        if task is not None and not task.done():
+        if isinstance(task, asyncio.Future) and not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, CurlError):
                 await task
-            except (asyncio.CancelledError, CurlError):
-                pass

@@ -163,9 +163,7 @@ class ChatChatGptEs(BaseChatModel):
 
     model_name: str = Field(default="gpt-4o", alias="model")
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
-    base_url: str = Field(
-        default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL)
-    )
+    base_url: str = Field(default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL))
     """The site's address (env ``CHATGPTES_BASE_URL``)."""
     proxy: SecretStr | None = Field(
         default_factory=secret_from_env("CHATGPTES_PROXY", default=None)

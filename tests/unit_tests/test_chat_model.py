@@ -45,7 +45,11 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATGPTES_BASE_URL", raising=False)
     monkeypatch.delenv("CHATGPTES_PROXY", raising=False)
     model = ChatChatGptEs()
-    assert (model.model_name, model.model, model.base_url) == ("gpt-4o", "gpt-4o", "https://chatgpt.es")
+    assert (model.model_name, model.model, model.base_url) == (
+        "gpt-4o",
+        "gpt-4o",
+        "https://chatgpt.es",
+    )
     assert (model.impersonate, model.proxy, model.verify) == ("chrome", None, True)
     assert model._llm_type == "chatgptes-gpt-4o"
 
@@ -81,7 +85,8 @@ def test_proxy_schemes_accepted(proxy: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "proxy", ["ftp://alice:s3cr3t-pw@proxy:21", "alice:s3cr3t-pw@proxy", "http://:3128", "http://h:x"]
+    "proxy",
+    ["ftp://alice:s3cr3t-pw@proxy:21", "alice:s3cr3t-pw@proxy", "http://:3128", "http://h:x"],
 )
 def test_bad_proxy_is_a_clear_error_without_the_secret(proxy: str) -> None:
     with pytest.raises(ValidationError, match="proxy must be a URL") as info:
@@ -89,7 +94,9 @@ def test_bad_proxy_is_a_clear_error_without_the_secret(proxy: str) -> None:
     assert "s3cr3t" not in str(info.value)
 
 
-@pytest.mark.parametrize(("field", "value"), [("timeout", 0), ("timeout", -1), ("max_retries", -1), ("max_tokens", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("timeout", 0), ("timeout", -1), ("max_retries", -1), ("max_tokens", 0)]
+)
 def test_bad_numbers(field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):
         ChatChatGptEs(**{field: value})
@@ -104,7 +111,13 @@ def test_proxy_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None
     caplog.set_level(logging.DEBUG)
     model = ChatChatGptEs(proxy=SECRET_PROXY)
     logging.getLogger("test").debug("model: %r %s", model, model)
-    shown = [repr(model), str(model), caplog.text, str(model._get_ls_params()), str(model.model_dump())]
+    shown = [
+        repr(model),
+        str(model),
+        caplog.text,
+        str(model._get_ls_params()),
+        str(model.model_dump()),
+    ]
     assert all("s3cr3t" not in text for text in shown)
 
 

@@ -40,7 +40,12 @@ CONVERSATIONS: dict[str, list[BaseMessage]] = {
         AIMessage(
             content=[
                 {"type": "text", "text": "Let me check."},
-                {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Madrid"}},
+                {
+                    "type": "tool_use",
+                    "id": "call_1",
+                    "name": "weather",
+                    "input": {"city": "Madrid"},
+                },
             ],
             tool_calls=[{"id": "call_1", "name": "weather", "args": {"city": "Madrid"}}],
         ),
@@ -79,7 +84,9 @@ def test_named_user_is_labelled_not_dropped() -> None:
 
 def test_tool_calls_are_rendered_once_from_tool_calls() -> None:
     text = render_conversation(CONVERSATIONS["tool_history"])
-    assert text.count("Madrid") == 2  # the question and the one rendered call, not the tool_use block
+    assert (
+        text.count("Madrid") == 2
+    )  # the question and the one rendered call, not the tool_use block
     assert '<tool_call>{"id": "call_1", "name": "weather", "arguments": {"city": "Madrid"}}' in text
     assert "Tool result error (call_2): service down" in text
 

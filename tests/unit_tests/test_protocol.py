@@ -48,12 +48,14 @@ PLUGIN_PAGE = """<!DOCTYPE html><html><head><title>ChatGPT en Español</title></
 <input type="hidden" id="wpaicg-img-nonce" value="aaaaaaaaaa">
 </div>
 <script id="wpaicg-init-js-extra">
-var wpaicgParams = {"ajax_url":"https:\\/\\/chatgpt.es\\/wp-admin\\/admin-ajax.php","search_nonce":"5f1e2d3c4b","logged_in":"0"};
+var wpaicgParams = {"ajax_url":"https:\\/\\/chatgpt.es\\/wp-admin\\/admin-ajax.php",
+"search_nonce":"5f1e2d3c4b","logged_in":"0"};
 </script></body></html>"""
 
 CLOUDFLARE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
 <meta http-equiv="refresh" content="360"></head><body><div id="cf-please-wait">
-<script src="/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1"></script></div></body></html>"""
+<script src="/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1"></script>
+</div></body></html>"""
 
 SITE = SiteInfo(nonce="5f1e2d3c4b", post_id="2173", url=URL, bot_id="0", streams=False)
 
@@ -129,13 +131,13 @@ def test_parse_page_without_a_post_id_says_what_is_missing() -> None:
 
 
 def test_parse_page_of_a_page_without_chat_box() -> None:
-    with pytest.raises(NonceNotFoundError, match="nonce .* and the post id"):
+    with pytest.raises(NonceNotFoundError, match=r"nonce .* and the post id"):
         parse_page("<html><body><h1>Maintenance</h1></body></html>", page_url=URL)
 
 
 @pytest.mark.parametrize("status", [403, 503])
 def test_parse_page_cloudflare_challenge_is_blocked(status: int) -> None:
-    with pytest.raises(BlockedError, match="proxy=.*impersonate=") as info:
+    with pytest.raises(BlockedError, match=r"proxy=.*impersonate=") as info:
         parse_page(CLOUDFLARE_PAGE, page_url=URL, status=status)
     assert info.value.status_code == status
 
@@ -227,7 +229,8 @@ def test_site_error_keeps_the_message() -> None:
     "body",
     [
         b"The link you followed has expired.",
-        b'The link you followed has expired.</p><p><a href="https://chatgpt.es/">Please try again.</a>',
+        b"The link you followed has expired.</p>"
+        b'<p><a href="https://chatgpt.es/">Please try again.</a>',
         b"-1",
     ],
 )
@@ -317,7 +320,9 @@ def words(*items: str) -> bytes:
 
 
 def test_sse_error_as_words_is_a_site_error_and_never_text() -> None:
-    body = words("Incorrect", " API", " key") + sse(json.dumps({"choices": [{"finish_reason": "stop"}]}))
+    body = words("Incorrect", " API", " key") + sse(
+        json.dumps({"choices": [{"finish_reason": "stop"}]})
+    )
     decoder = SSEDecoder()
     with pytest.raises(SiteError, match="Incorrect API key"):
         assert decoder.feed(body) == []
