@@ -1,0 +1,41 @@
+"""A faithful local chatgpt.es for tests and demos: WordPress page + AI Power admin-ajax.
+
+Real HTTP over loopback, in a background thread, so clients are tested exactly as they talk
+to the site (nonces, JSON or event-stream replies, the site's errors)::
+
+    from langchain_chatgptes.emulator import Emulator, ScriptedResponder, Reply
+
+    with Emulator(stream=True) as emu:
+        emu.responder = ScriptedResponder(["Hola", Reply.site_error("Upstream down")])
+        ...  # point the client at emu.base_url
+        assert emu.chat_requests()[0].form["message"] == "Hi"
+
+Needs aiohttp: ``pip install "langchain-chatgptes[emulator]"``. Run it standalone with
+``python -m langchain_chatgptes.emulator --port 8000``.
+"""
+
+try:
+    import aiohttp  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        'The chatgpt.es emulator needs aiohttp: pip install "langchain-chatgptes[emulator]"'
+    ) from exc
+
+from langchain_chatgptes.emulator._server import Emulator, RecordedRequest
+from langchain_chatgptes.emulator.responders import (
+    ChatRequest,
+    EchoResponder,
+    Reply,
+    Responder,
+    ScriptedResponder,
+)
+
+__all__ = [
+    "ChatRequest",
+    "EchoResponder",
+    "Emulator",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "ScriptedResponder",
+]

@@ -1,0 +1,48 @@
+"""Run the chatgpt.es emulator in the foreground: ``python -m langchain_chatgptes.emulator``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from langchain_chatgptes.emulator import Emulator
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the options, serve until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_chatgptes.emulator", description=__doc__
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1")
+    add("--port", type=int, default=8000, help="0 picks a free port")
+    add("--stream", action="store_true", help="answer with an event stream")
+    add("--latency", type=float, default=0.0, help="seconds before each chat answer")
+    add("--page-latency", type=float, default=0.0, help="seconds before each page")
+    add("--chunk-delay", type=float, default=0.0, help="seconds between stream events")
+    add("--nonce-failure", choices=["modern", "legacy"], default="modern")
+    add("--nonce-life", type=float, default=86400.0)
+    add("--post-id", default="2173")
+    add("--legacy-trailing-json", action="store_true")
+    add("--cloudflare", choices=["off", "get", "post", "both"], default="off")
+    add("--checkbox-field", default=None, help="e.g. check_51710191")
+    add("--sanitize", choices=["raw", "text_field"], default="raw")
+    add("--banned-word", action="append", default=[], dest="banned_words")
+    add("--banned-ip", action="append", default=[], dest="banned_ips")
+    add("--token-limit", type=int, default=None)
+    add("--page-variant", choices=["standard", "minified", "noisy"], default="standard")
+    options = vars(parser.parse_args(argv))
+    emulator = Emulator(**options).start()
+    print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

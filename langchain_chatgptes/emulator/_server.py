@@ -1,0 +1,438 @@
+"""The emulated chatgpt.es: an aiohttp server in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from langchain_chatgptes._protocol import ACTION, AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
+from langchain_chatgptes.emulator import _wordpress as wp
+from langchain_chatgptes.emulator._pages import (
+    CHALLENGE_HEADERS,
+    CHALLENGE_PAGE,
+    NOT_FOUND_PAGE,
+    PageFacts,
+    PageVariant,
+    render_page,
+)
+from langchain_chatgptes.emulator._wire import json_body, sse_events
+from langchain_chatgptes.emulator.responders import ChatRequest, EchoResponder, Reply, Responder
+
+_ACTIONS = (ACTION, "wpaicg_chatbox_message")  # the shortcode and the widget share a handler
+_PAGES = {"/": "", "/chat/": "chat"}
+_HTML = "text/html; charset=UTF-8"
+_JSON = "application/json; charset=UTF-8"
+_NOCACHE = {
+    "Expires": "Wed, 11 Jan 1984 05:00:00 GMT",
+    "Cache-Control": "no-cache, must-revalidate, max-age=0",
+}
+_EMPTY_MSG = "It appears that nothing was inputted."
+_IP_BANNED_MSG = "You are not allowed to access this feature."
+_WORD_BANNED_MSG = (
+    "Your message contains prohibited words. Please modify your message and try again."
+)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the emulator received.
+
+    Attributes:
+        method: HTTP method.
+        path: URL path.
+        query: Query parameters (a later duplicate wins, as in PHP).
+        headers: Request headers, names lower-cased.
+        form: Parsed body fields (urlencoded or multipart); ``{}`` for GET.
+        body: The raw body.
+        time: When it arrived, on the emulator's clock.
+        nonce_valid: For admin-ajax POSTs, whether ``_wpnonce`` verified; None otherwise.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    form: dict[str, str]
+    body: bytes
+    time: float
+    nonce_valid: bool | None
+
+
+@dataclass(kw_only=True, eq=False)
+class Emulator:
+    """A local chatgpt.es: WordPress page with the AI Power chat box, and its admin-ajax endpoint.
+
+    Every constructor argument is also a plain attribute that tests may change while the
+    server runs (``emu.stream = True``, ``emu.responder = ScriptedResponder([...])``).
+
+    Attributes:
+        host: Interface to listen on.
+        port: Port (0 picks a free one; read it back after :meth:`start`).
+        stream: The plugin's ``wpaicg_shortcode_stream`` option: answer with an event stream.
+        nonce_failure: ``modern`` (plugin >= 1.8.91: HTTP 403 "link expired") or ``legacy``
+            (200 JSON "Nonce verification failed"; all fields read from ``$_REQUEST``).
+        nonce_life: WordPress ``nonce_life`` in seconds (a nonce lives half to all of it).
+        clock: Time source, in seconds; :meth:`advance` adds an offset to it.
+        secret: The site's nonce salt.
+        post_id: The page's post id.
+        latency: Seconds to wait before answering an admin-ajax POST.
+        page_latency: Seconds to wait before answering a page GET.
+        chunk_delay: Seconds between two stream events.
+        legacy_trailing_json: Append the success JSON after ``data: [DONE]`` (1.8.79-1.8.85).
+        cloudflare: Which requests get a Cloudflare challenge instead of the site.
+        checkbox_field: chatgpt.es' consent field; a POST without it set to ``"1"`` gets
+            :meth:`Reply.checkbox`.
+        sanitize: ``raw`` (plugin >= 1.8.96) or ``text_field`` (``sanitize_text_field``).
+        banned_words: The plugin's banned words (matched per space-separated word).
+        banned_ips: The plugin's banned client addresses.
+        token_limit: Guest token limit per ``wpaicg_chat_client_id`` (None: unlimited).
+        page_variant: ``standard``, ``minified`` or ``noisy`` HTML (see ``render_page``).
+        responder: Chooses the answers (None: :class:`EchoResponder`).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    stream: bool = False
+    nonce_failure: Literal["modern", "legacy"] = "modern"
+    nonce_life: float = 86400.0
+    clock: Callable[[], float] = time.time
+    secret: str = "emulator-nonce-salt"  # noqa: S105 - a test server's salt
+    post_id: str = "2173"
+    latency: float = 0.0
+    page_latency: float = 0.0
+    chunk_delay: float = 0.0
+    legacy_trailing_json: bool = False
+    cloudflare: Literal["off", "get", "post", "both"] = "off"
+    checkbox_field: str | None = None
+    sanitize: Literal["raw", "text_field"] = "raw"
+    banned_words: Sequence[str] = ()
+    banned_ips: Sequence[str] = ()
+    token_limit: int | None = None
+    page_variant: PageVariant = "standard"
+    responder: Responder | None = None
+
+    def __post_init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._usage: dict[str, int] = {}
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Serve in a background daemon thread; return once listening."""
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._listen())
+            except BaseException as exc:  # e.g. port in use: re-raised in start()
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        thread = threading.Thread(target=run, name="chatgptes-emulator", daemon=True)
+        thread.start()
+        ready.wait()
+        if failure:
+            thread.join()
+            raise failure[0]
+        self._thread, self._loop = thread, loop
+        return self
+
+    async def _listen(self) -> None:
+        app = web.Application(client_max_size=8 * 1024 * 1024)  # PHP's default post_max_size
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # A short grace period: stop() should not hang on a client that stopped reading.
+        runner = web.AppRunner(app, shutdown_timeout=0.25, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self.port = runner, runner.addresses[0][1]
+
+    def stop(self) -> None:
+        """Shut the server down and join its thread; safe to call twice."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        self._thread = self._loop = self._runner = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server, without a trailing slash."""
+        if not self.port:
+            raise RuntimeError("The emulator has no port yet: call start() first.")
+        # A wildcard address is not a URL host; clients reach it over loopback.
+        wildcard = self.host in ("", "0.0.0.0", "::")  # noqa: S104
+        host = "127.0.0.1" if wildcard else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    # --- inspection ----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def page_requests(self) -> list[RecordedRequest]:
+        """The GETs of the chat page."""
+        return [r for r in self.requests if r.method == "GET" and r.path in (*_PAGES, "/chat")]
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The POSTs to admin-ajax."""
+        return [r for r in self.requests if r.method == "POST" and r.path == AJAX_PATH]
+
+    def clear(self) -> None:
+        """Forget recorded requests and token usage."""
+        with self._lock:
+            self._requests.clear()
+            self._usage.clear()
+
+    def now(self) -> float:
+        """The emulator's time: ``clock()`` plus what :meth:`advance` added."""
+        return self.clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward (to expire nonces without waiting)."""
+        self._offset += seconds
+
+    def current_nonce(self) -> str:
+        """The chat nonce the page shows now."""
+        return wp.create_nonce(self.secret, wp.CHAT_NONCE_ACTION, self.now(), self.nonce_life)
+
+    # --- requests ------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        query = dict(request.query.items())
+        form = (
+            wp.parse_form(request.headers.get("Content-Type", ""), body)
+            if request.method == "POST"
+            else {}
+        )
+        is_chat = request.method == "POST" and request.path == AJAX_PATH
+        nonce = {**query, **form}.get("_wpnonce", "")
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=query,
+            headers=headers,
+            form=form,
+            body=body,
+            time=self.now(),
+            nonce_valid=self._nonce_ok(nonce) if is_chat else None,
+        )
+        with self._lock:
+            self._requests.append(record)
+
+        if self.cloudflare == "both" or self.cloudflare == request.method.lower():
+            return web.Response(status=403, body=CHALLENGE_PAGE.encode(), headers=CHALLENGE_HEADERS)
+        if request.path == AJAX_PATH:
+            if is_chat and self.latency:
+                await asyncio.sleep(self.latency)
+            return await self._ajax(request, query, form)
+        if request.method in ("GET", "HEAD") and request.path in _PAGES:
+            if self.page_latency:
+                await asyncio.sleep(self.page_latency)
+            return self._page(_PAGES[request.path])
+        if request.method in ("GET", "HEAD") and request.path == "/chat":
+            # WordPress' canonical redirect adds the trailing slash.
+            raise web.HTTPMovedPermanently(f"{self.base_url}/chat/")
+        return web.Response(
+            status=404, body=NOT_FOUND_PAGE.encode(), headers={"Content-Type": _HTML, **_NOCACHE}
+        )
+
+    def _nonce_ok(self, nonce: str) -> bool:
+        return wp.verify_nonce(
+            nonce, self.secret, wp.CHAT_NONCE_ACTION, self.now(), self.nonce_life
+        )
+
+    def _page(self, path: str) -> web.Response:
+        now = self.now()
+        facts = PageFacts(
+            base_url=self.base_url,
+            path=path,
+            post_id=self.post_id,
+            nonce=self.current_nonce(),
+            img_nonce=wp.create_nonce(self.secret, "wpaicg-imagelog", now, self.nonce_life),
+            rest_nonce=wp.create_nonce(self.secret, "wp_rest", now, self.nonce_life),
+            stream=self.stream,
+        )
+        links = f'<{self.base_url}/wp-json/>; rel="https://api.w.org/"'
+        html = render_page(facts, self.page_variant)
+        return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
+
+    def _cors(self, origin: str) -> dict[str, str]:
+        # send_origin_headers(): only the site's own origin, over http or https, is echoed.
+        site = urlsplit(self.base_url)
+        allowed = {
+            f"{scheme}://{host}"
+            for scheme in ("http", "https")
+            for host in (site.hostname, site.netloc)
+        }
+        if origin in allowed:
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Credentials": "true",
+            }
+        return {}
+
+    async def _ajax(
+        self, request: web.Request, query: dict[str, str], form: dict[str, str]
+    ) -> web.StreamResponse:
+        """admin-ajax.php and the plugin's handler, check by check."""
+        cors = self._cors(request.headers.get("Origin", ""))
+        if request.method == "OPTIONS":
+            return web.Response(
+                status=200 if cors else 403, headers={"Content-Type": _HTML, **cors}
+            )
+        fields = {**query, **form}  # PHP's $_REQUEST: POST overrides GET
+        headers = {"Content-Type": _HTML, "X-Robots-Tag": "noindex", **cors}
+        if fields.get("action") not in _ACTIONS:
+            return web.Response(status=400, text="0", headers={**headers, **_NOCACHE})
+        headers.update({"X-Content-Type-Options": "nosniff", **_NOCACHE})
+        if not self._nonce_ok(fields.get("_wpnonce", "")):
+            return self._nonce_failure(request, fields, headers)
+        if self.nonce_failure == "modern":
+            fields = form  # from 1.8.91 the handler reads $_POST only
+        out = _Output(self, request, headers)
+        if self.checkbox_field and fields.get(self.checkbox_field) != "1":
+            return await out.send(Reply.checkbox())
+        raw_message = fields.get("message", "")
+        keep_raw = self.sanitize == "raw"
+        message = raw_message if keep_raw else wp.sanitize_text_field(raw_message)
+        client_id = fields.get("wpaicg_chat_client_id", "")
+        flags = []
+        if request.remote in self.banned_ips:
+            flags.append(Reply.flag("ipBanned", _IP_BANNED_MSG))
+        if {word.strip().lower() for word in self.banned_words} & set(message.lower().split(" ")):
+            flags.append(Reply.flag("messageFlagged", _WORD_BANNED_MSG))
+        for flag in flags:
+            if not self.stream:
+                return await out.send(flag)
+            await out.send(flag, last=False)  # the plugin does not exit here in stream mode
+        with self._lock:
+            used = self._usage.get(client_id, 0)
+        if self.token_limit is not None and used > self.token_limit:
+            return await out.send(Reply.token_limit())
+        if not message:
+            return await out.send(Reply("error", _EMPTY_MSG))
+        chat = ChatRequest(
+            message=message,
+            form=dict(fields),
+            client_id=client_id,
+            upstream_messages=wp.upstream_messages(
+                fields.get("wpaicg_chat_history", ""), message, keep_newlines=keep_raw
+            ),
+        )
+        answer = (self.responder or EchoResponder())(chat)
+        reply = Reply.text(answer) if isinstance(answer, str) else answer
+        if reply.kind == "text":
+            # The plugin's stream-mode estimate: 21 tokens per 100 characters.
+            cost = int((len(message) + len(reply.content)) / 100 * 21)
+            with self._lock:
+                self._usage[client_id] = self._usage.get(client_id, 0) + cost
+        return await out.send(reply)
+
+    def _nonce_failure(
+        self, request: web.Request, fields: Mapping[str, str], headers: dict[str, str]
+    ) -> web.Response:
+        if self.nonce_failure == "legacy":
+            body = wp.php_json({"status": "error", "msg": NONCE_FAILED_MSG}).encode()
+            return web.Response(body=body, headers={**headers, "Content-Type": _JSON})
+        # wp_nonce_ays() via the Ajax die handler: bare text + a link back to a same-site referer.
+        text = NONCE_EXPIRED_TEXT
+        referer = fields.get("_wp_http_referer") or request.headers.get("Referer", "")
+        same_site = urlsplit(referer).hostname in (None, urlsplit(self.base_url).hostname)
+        own_uri = referer in (request.path_qs, self.base_url + request.path_qs)
+        if referer and same_site and not own_uri:
+            text += f'</p><p><a href="{wp.esc_url(referer)}">Please try again.</a>'
+        return web.Response(status=403, body=text.encode(), headers=headers)
+
+
+class _Output:
+    """Sends one admin-ajax answer: a JSON response, or events on a lazily opened stream."""
+
+    def __init__(self, emulator: Emulator, request: web.Request, headers: dict[str, str]) -> None:
+        self._emulator, self._request, self._headers = emulator, request, headers
+        self._stream: web.StreamResponse | None = None
+
+    async def send(self, reply: Reply, *, last: bool = True) -> web.StreamResponse:
+        """Send a reply; with ``last=False`` keep the stream open for more."""
+        emu = self._emulator
+        events = None
+        if emu.stream:
+            created = int(emu.now())
+            events = sse_events(
+                reply, created=created, legacy_trailing_json=emu.legacy_trailing_json
+            )
+        if events is None:
+            body = reply.body if reply.kind == "raw" else json_body(reply)
+            if self._stream is not None:
+                events = [body]  # PHP echoes it into the stream already under way
+            elif reply.kind == "raw":
+                headers = {**dict(reply.headers), "Content-Type": reply.content_type}
+                return web.Response(status=reply.status, body=body, headers=headers)
+            else:
+                return web.Response(body=body, headers={**self._headers, "Content-Type": _JSON})
+        stream = self._stream
+        for event in events:
+            if stream is None:
+                stream = self._stream = web.StreamResponse(headers=self._stream_headers())
+                await stream.prepare(self._request)
+            elif emu.chunk_delay:
+                await asyncio.sleep(emu.chunk_delay)
+            # Each write goes straight to the socket (TCP_NODELAY, no compression, chunked).
+            await stream.write(event)
+        if stream is None:
+            raise RuntimeError(f"empty event stream for {reply!r}")
+        if last:
+            await stream.write_eof()
+        return stream
+
+    def _stream_headers(self) -> dict[str, str]:
+        stream_headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return {**self._headers, "Content-Type": "text/event-stream", **stream_headers}

@@ -1,0 +1,135 @@
+"""The bits of WordPress core and the AI Power plugin the emulator re-implements.
+
+Each function mirrors one PHP function (named in its docstring) closely enough that the
+client meets the same quirks as on the real site: nonce ticks, ``json_encode`` escaping,
+``sanitize_text_field`` and the plugin's lossy history parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+from urllib.parse import parse_qsl
+
+CHAT_NONCE_ACTION = "wpaicg-chatbox"
+GREETING = (
+    "Converse as if you were an AI assistant. Answer the question as truthfully as possible "
+    "using the provided text. Tone: professional"
+)
+"""The plugin's English system text (``languages/en.json``), sent upstream as the first turn."""
+
+
+def create_nonce(secret: str, action: str, now: float, life: float) -> str:
+    """``wp_create_nonce`` for a guest (uid 0, no session token)."""
+    return _nonce_for_tick(secret, action, math.ceil(now / (life / 2)))
+
+
+def verify_nonce(nonce: str, secret: str, action: str, now: float, life: float) -> bool:
+    """``wp_verify_nonce``: the current tick and the previous one are valid."""
+    tick = math.ceil(now / (life / 2))
+    return bool(nonce) and any(
+        hmac.compare_digest(nonce, _nonce_for_tick(secret, action, t)) for t in (tick, tick - 1)
+    )
+
+
+def _nonce_for_tick(secret: str, action: str, tick: int) -> str:
+    digest = hmac.new(secret.encode(), f"{tick}|{action}|0|".encode(), hashlib.md5)
+    return digest.hexdigest()[-12:-2]
+
+
+def php_json(obj: Any) -> str:
+    r"""``json_encode`` with default flags: compact, ``\/`` and ``\uXXXX`` escapes."""
+    # "/" can only occur inside JSON strings, so escaping it afterwards is safe.
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).replace("/", "\\/")
+
+
+_LONE_LT = re.compile(r"<[^>]*?((?=<)|>|$)", re.S)
+_SCRIPT_STYLE = re.compile(r"<(script|style)[^>]*?>.*?</\1>", re.S | re.I)
+_TAG = re.compile(r"<[^>]*>", re.S)
+_OCTET = re.compile(r"%[a-f0-9]{2}", re.I)
+_PHP_TRIM = " \t\n\r\0\x0b"
+
+
+def sanitize_text_field(text: str, *, keep_newlines: bool = False) -> str:
+    """``sanitize_text_field`` (or ``sanitize_textarea_field`` with ``keep_newlines``)."""
+    if "<" in text:
+        # wp_pre_kses_less_than: a "<" that starts no tag is escaped instead of eating text.
+        text = _LONE_LT.sub(lambda m: m[0] if ">" in m[0] else _esc_html(m[0]), text)
+        text = _TAG.sub("", _SCRIPT_STYLE.sub("", text)).strip(_PHP_TRIM)  # wp_strip_all_tags
+    if not keep_newlines:
+        text = re.sub(r"[\r\n\t ]+", " ", text)
+    text = text.strip(_PHP_TRIM)
+    found = False
+    while match := _OCTET.search(text):
+        text, found = text.replace(match[0], ""), True
+    return re.sub(" +", " ", text).strip(_PHP_TRIM) if found else text
+
+
+def _esc_html(text: str) -> str:
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
+        text = text.replace(char, entity)
+    return text.replace("'", "&#039;")
+
+
+def esc_url(url: str) -> str:
+    """``esc_url`` for display: drop unsafe characters, encode ``&`` and ``'``."""
+    url = re.sub(
+        r"[^a-z0-9\-~+_.?#=!&;,/:%@$|*'()\[\]\x80-\U0010ffff]",
+        "",
+        url.replace(" ", "%20"),
+        flags=re.I,
+    )
+    return url.replace("&amp;", "&").replace("&", "&#038;").replace("'", "&#039;")
+
+
+def upstream_messages(history: str, message: str, *, keep_newlines: bool) -> list[dict[str, str]]:
+    """The message list the plugin sends upstream, built from ``wpaicg_chat_history``.
+
+    The plugin sanitises the history, removes every backslash (destroying JSON escapes),
+    ``json_decode`` s it (anything but a list counts as empty), appends the current turn and
+    maps ``"Human: "`` items to user turns and everything else to assistant turns.
+    """
+    try:
+        items = json.loads(
+            sanitize_text_field(history, keep_newlines=keep_newlines).replace("\\", "")
+        )
+    except ValueError:
+        items = []
+    if not isinstance(items, list):
+        items = []
+    messages = [{"role": "user", "content": GREETING}]
+    for item in [*items, f"Human: {message}"]:
+        text = item.get("text") if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            continue
+        if text.startswith("Human: "):
+            role, content = "user", text[len("Human: ") :]
+        else:
+            role, content = "assistant", text.replace("AI: ", "")
+        if content:
+            messages.append({"role": role, "content": content})
+    return messages
+
+
+def parse_form(content_type: str, body: bytes) -> dict[str, str]:
+    """PHP's ``$_POST``: urlencoded or multipart fields, later duplicates winning; files skipped."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if mime != "multipart/form-data":
+        return {}
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    form: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and part.get_filename() is None and isinstance(payload, bytes):
+            form[name] = payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return form

@@ -1,0 +1,166 @@
+"""What the emulated site answers: :class:`Reply` values and the responders that choose them.
+
+A responder stands in for the upstream model. It gets a :class:`ChatRequest` (the message as
+the plugin sees it, plus the message list the plugin would send upstream) and returns a
+:class:`Reply` or a plain ``str`` (shorthand for :meth:`Reply.text`). The server renders the
+reply as JSON or as an event stream, whichever mode the emulated site is in.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+ReplyKind = Literal[
+    "text",
+    "site_error",
+    "exception",
+    "token_limit",
+    "ipBanned",
+    "messageFlagged",
+    "checkbox",
+    "error",
+    "raw",
+]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer of the emulated site; build it with the class method factories.
+
+    Attributes:
+        kind: Which of the plugin's answers this is (``"error"`` is the plain
+            ``{"status":"error","msg":...}`` object the plugin sends for an empty message).
+        content: The answer text or the error message.
+        status: HTTP status (only :meth:`raw` sets anything but 200).
+        body: The verbatim body of a :meth:`raw` reply.
+        content_type: Content-Type of a :meth:`raw` reply.
+        headers: Extra headers of a :meth:`raw` reply.
+    """
+
+    kind: ReplyKind
+    content: str = ""
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=UTF-8"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def text(cls, answer: str) -> Reply:
+        """A successful answer (JSON ``data`` or ``chat.completion.chunk`` deltas)."""
+        return cls("text", answer)
+
+    @classmethod
+    def site_error(cls, msg: str) -> Reply:
+        """An upstream error (JSON ``status: error``, or word events ending in ``stop``)."""
+        return cls("site_error", msg)
+
+    @classmethod
+    def exception(cls, msg: str) -> Reply:
+        """An upstream exception (like :meth:`site_error`, but streams end in ``[LIMITED]``)."""
+        return cls("exception", msg)
+
+    @classmethod
+    def token_limit(cls) -> Reply:
+        """The plugin's ``tokenLimitReached`` object."""
+        return cls("token_limit")
+
+    @classmethod
+    def flag(cls, kind: Literal["ipBanned", "messageFlagged"], msg: str) -> Reply:
+        """A ban: JSON ``status: error`` or the ``{"msg":...,"<kind>":true}`` stream event."""
+        return cls(kind, msg)
+
+    @classmethod
+    def checkbox(cls) -> Reply:
+        """chatgpt.es' consent-checkbox answer (a success JSON in both modes)."""
+        return cls("checkbox")
+
+    @classmethod
+    def raw(
+        cls,
+        status: int,
+        body: bytes | str,
+        content_type: str = "text/html; charset=UTF-8",
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Anything at all, sent verbatim (proxies, broken pages, 5xx...)."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        return cls("raw", "", status, data, content_type, tuple((headers or {}).items()))
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What a responder sees of one chat POST that passed the site's checks.
+
+    Attributes:
+        message: The ``message`` field after the plugin's sanitising.
+        form: The fields the plugin read (body only, or ``$_REQUEST`` in legacy mode).
+        client_id: ``wpaicg_chat_client_id``.
+        upstream_messages: The message list the plugin would send upstream: the greeting,
+            the parsed ``wpaicg_chat_history`` items and the current turn.
+    """
+
+    message: str
+    form: Mapping[str, str]
+    client_id: str
+    upstream_messages: list[dict[str, str]]
+
+
+Responder = Callable[[ChatRequest], Reply | str]
+"""Chooses the site's answer; a plain ``str`` means :meth:`Reply.text`."""
+
+
+_LAST_TURN = re.compile(r"User input:|^User(?: \([^)\n]*\))?:", re.M)
+
+
+class EchoResponder:
+    """The default fake model: quotes the user's last turn, clearly labelled as the emulator's.
+
+    The last turn is the text after the last ``User input:`` or ``User:`` label of the
+    message (the whole message when it has neither), without a trailing ``Assistant:``.
+    """
+
+    def __call__(self, request: ChatRequest) -> Reply | str:
+        """Quote the last user turn, whitespace collapsed, at most 300 characters."""
+        turn = _LAST_TURN.split(request.message)[-1].strip().removesuffix("Assistant:")
+        quoted = " ".join(turn.split())[-300:]
+        return f"This answer comes from the local chatgpt.es emulator. You wrote: {quoted}"
+
+
+class ScriptedResponder:
+    """Answers with queued replies in order, then with ``fallback``."""
+
+    def __init__(
+        self, replies: Iterable[Reply | str] = (), fallback: Responder | None = None
+    ) -> None:
+        """Queue the first replies.
+
+        Args:
+            replies: Replies (or answer strings) to give, one per chat request.
+            fallback: Responder used once the queue is empty (default :class:`EchoResponder`).
+        """
+        self._queue: deque[Reply | str] = deque(replies)
+        self._lock = threading.Lock()  # tests push from their thread while the server pops
+        self.fallback: Responder = fallback or EchoResponder()
+
+    @property
+    def remaining(self) -> int:
+        """How many queued replies are left."""
+        with self._lock:
+            return len(self._queue)
+
+    def push(self, *replies: Reply | str) -> None:
+        """Queue more replies after the current ones."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def __call__(self, request: ChatRequest) -> Reply | str:
+        """Give the next queued reply, or ask the fallback."""
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+        return self.fallback(request)

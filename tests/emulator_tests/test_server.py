@@ -1,0 +1,136 @@
+"""The server around the site: recording, latency, sockets, lifecycle, CLI, optional import."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from langchain_chatgptes._protocol import AJAX_PATH
+from langchain_chatgptes.emulator import Emulator
+
+from .conftest import T0, chat_fields, post, request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_recording(emu: Emulator) -> None:
+    request(emu.base_url + "/?x=1&x=2", headers={"X-Test": "Yes"})
+    fields = chat_fields(emu)
+    post(emu, fields)
+    request(emu.base_url + "/missing")
+    page, chat, missing = emu.requests
+    assert (page.method, page.path, page.query, page.form, page.body) == (
+        "GET",
+        "/",
+        {"x": "2"},
+        {},
+        b"",
+    )
+    assert page.headers["x-test"] == "Yes"
+    assert page.nonce_valid is None
+    assert page.time == T0
+    assert (chat.method, chat.path, chat.form, chat.nonce_valid) == (
+        "POST",
+        AJAX_PATH,
+        fields,
+        True,
+    )
+    assert chat.body.startswith(b"_wpnonce=")
+    assert chat.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    assert missing.path == "/missing"
+    assert emu.page_requests() == [page]
+    assert emu.chat_requests() == [chat]
+    snapshot = emu.requests
+    snapshot.clear()
+    assert len(emu.requests) == 3
+    emu.clear()
+    assert emu.requests == []
+
+
+def test_latency_is_async(emu: Emulator) -> None:
+    emu.latency, emu.page_latency = 0.3, 0.2
+    start = time.monotonic()
+    request(emu.base_url)
+    assert 0.2 <= time.monotonic() - start < 0.3
+    threads = [threading.Thread(target=post, args=(emu, chat_fields(emu))) for _ in range(4)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 0.3 <= time.monotonic() - start < 0.55  # concurrent, not serialised
+    assert len(emu.chat_requests()) == 4
+
+
+def test_server_sockets_have_tcp_nodelay(emu: Emulator) -> None:
+    with socket.create_connection(("127.0.0.1", emu.port)) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.recv(1)
+        runner = emu._runner  # only the server side of the socket can tell
+        assert runner is not None
+        assert runner.server is not None
+        (handler,) = runner.server.connections
+        assert handler.transport is not None
+        server_socket = handler.transport.get_extra_info("socket")
+        assert server_socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_lifecycle() -> None:
+    emu = Emulator()
+    with pytest.raises(RuntimeError):
+        _ = emu.base_url
+    assert emu.start() is emu
+    assert emu.start() is emu
+    port = emu.port
+    assert emu.base_url == f"http://127.0.0.1:{port}"
+    assert request(emu.base_url).status == 200
+    emu.stop()
+    emu.stop()
+    with pytest.raises(ConnectionRefusedError):
+        request(f"http://127.0.0.1:{port}/")
+
+
+def test_port_in_use_raises() -> None:
+    with Emulator() as emu, pytest.raises(OSError, match=r"(?i)in use"):
+        Emulator(port=emu.port).start()
+
+
+def test_cli_serves_until_interrupted() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_chatgptes.emulator", "--port", "0", "--stream"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        base_url = line.split()[4]
+        html = request(base_url).text
+        assert 'data-openai_stream_nav="1"' in html
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+
+
+def test_missing_aiohttp_explains_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "langchain_chatgptes.emulator")
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # makes `import aiohttp` fail
+    with pytest.raises(ImportError, match=r'pip install "langchain-chatgptes\[emulator\]"'):
+        importlib.import_module("langchain_chatgptes.emulator")
+
+
+def test_json_answer_from_echo_default(emu: Emulator) -> None:
+    data = json.loads(post(emu, chat_fields(emu, message="  many\n\n spaces ")).body)["data"]
+    assert data == "This answer comes from the local chatgpt.es emulator. You wrote: many spaces"

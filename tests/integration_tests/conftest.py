@@ -1,0 +1,131 @@
+"""Fixtures: a fresh local emulator of chatgpt.es per test, and a recording HTTP proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import operator
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import ClientSession, ClientTimeout, web
+from langchain_core.messages import AIMessage, AIMessageChunk
+
+from langchain_chatgptes import ChatChatGptEs
+from langchain_chatgptes._transport import SITE_CACHE
+from langchain_chatgptes.emulator import Emulator
+
+
+@functools.cache
+def shared_emulator(stream: bool) -> Emulator:
+    """One emulator per reply mode for the whole run (the standard suites' properties)."""
+    emulator = Emulator(stream=stream).start()
+    atexit.register(emulator.stop)
+    return emulator
+
+
+PATHS = ["invoke", "ainvoke", "stream", "astream"]
+"""The four ways to call a model; tests take ``path`` from this list and use :func:`call`."""
+
+
+async def call(model: ChatChatGptEs, path: str, prompt: str = "x") -> AIMessage | AIMessageChunk:
+    """Call ``model`` one way and return the answer (summed chunks for the stream paths)."""
+    if path == "invoke":
+        return model.invoke(prompt)
+    if path == "ainvoke":
+        return await model.ainvoke(prompt)
+    if path == "stream":
+        return summed(list(model.stream(prompt)))
+    return summed([chunk async for chunk in model.astream(prompt)])
+
+
+def summed(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+    """The message a list of streamed chunks adds up to."""
+    return functools.reduce(operator.add, chunks)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_page_cache() -> Iterator[None]:
+    SITE_CACHE.clear()
+    yield
+    SITE_CACHE.clear()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def model(emulator: Emulator) -> ChatChatGptEs:
+    return ChatChatGptEs(base_url=emulator.base_url, timeout=5, max_retries=0)
+
+
+@dataclass
+class RecordingProxy:
+    """A plain HTTP forward proxy on loopback that records what passes through it."""
+
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(
+            (request.method, str(request.url), request.headers.get("Proxy-Authorization"))
+        )
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("proxy-authorization", "proxy-connection", "host")
+        }
+        async with (
+            ClientSession(timeout=ClientTimeout(total=30), auto_decompress=False) as client,
+            client.request(
+                request.method, str(request.url), headers=headers, data=await request.read()
+            ) as upstream,
+        ):
+            response = web.StreamResponse(status=upstream.status)
+            for name in ("Content-Type", "Content-Encoding"):
+                if name in upstream.headers:
+                    response.headers[name] = upstream.headers[name]
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    def start(self) -> RecordingProxy:
+        ready = threading.Event()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._forward)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            ready.set()
+
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(serve(), self._loop)
+        ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@pytest.fixture
+def proxy() -> Iterator[RecordingProxy]:
+    recorder = RecordingProxy().start()
+    yield recorder
+    recorder.stop()

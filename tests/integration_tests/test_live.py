@@ -1,0 +1,57 @@
+"""Against the real https://chatgpt.es: only with CHATGPTES_LIVE=1 (``make test-live``).
+
+The site is a third party: these tests tell whether it still speaks the protocol the
+package implements. Set CHATGPTES_PROXY to go through a proxy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from langchain_core.messages import AIMessageChunk
+
+from langchain_chatgptes import BlockedError, ChatChatGptEs
+from langchain_chatgptes._transport import SITE_CACHE
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.skipif(
+        os.environ.get("CHATGPTES_LIVE") != "1", reason="set CHATGPTES_LIVE=1 to reach chatgpt.es"
+    ),
+]
+
+LIVE_URL = "https://chatgpt.es"
+
+
+@pytest.fixture
+def live_model() -> ChatChatGptEs:
+    SITE_CACHE.clear()
+    return ChatChatGptEs(base_url=LIVE_URL, timeout=90, max_retries=2)
+
+
+def test_live_page_has_a_chat_box(live_model: ChatChatGptEs) -> None:
+    try:
+        site = live_model._get_transport().site()
+    except BlockedError as exc:
+        pytest.skip(f"blocked from this network: {exc}")
+    assert site.nonce and site.post_id.isdigit()
+
+
+def test_live_invoke_and_stream(live_model: ChatChatGptEs) -> None:
+    try:
+        answer = live_model.invoke("Reply with the single word: pong")
+    except BlockedError as exc:
+        pytest.skip(f"blocked from this network: {exc}")
+    assert answer.text.strip()
+    chunks: list[AIMessageChunk] = list(live_model.stream("Count from 1 to 5."))
+    assert "".join(c.text for c in chunks).strip()
+    assert chunks[-1].chunk_position == "last"
+
+
+async def test_live_ainvoke(live_model: ChatChatGptEs) -> None:
+    try:
+        answer = await live_model.ainvoke("Say hello in Spanish.")
+    except BlockedError as exc:
+        pytest.skip(f"blocked from this network: {exc}")
+    assert answer.text.strip()
