@@ -85,13 +85,32 @@ class TransportConfig:
 
 
 class SiteCache:
-    """Page facts per base URL, shared by every model instance in the process."""
+    """Page facts per base URL, shared by every model instance in the process.
+
+    It also hands out one lock per site (a threading lock, and an asyncio lock per event
+    loop) so that callers who find no fresh entry fetch the page once, not once each.
+    """
 
     def __init__(self, ttl: float = SITE_CACHE_TTL) -> None:
         """Create an empty cache whose entries live ``ttl`` seconds."""
         self.ttl = ttl
         self._entries: dict[str, tuple[SiteInfo, float]] = {}
         self._lock = threading.Lock()
+        self._fetch_locks: dict[str, threading.Lock] = {}
+        self._afetch_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+
+    def fetch_lock(self, base_url: str) -> threading.Lock:
+        """The lock to hold while fetching a site's page from a thread."""
+        with self._lock:
+            return self._fetch_locks.setdefault(base_url, threading.Lock())
+
+    def afetch_lock(self, base_url: str) -> asyncio.Lock:
+        """The lock to hold while fetching a site's page on the running event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            return self._afetch_locks.setdefault(loop, {}).setdefault(base_url, asyncio.Lock())
 
     def get(self, base_url: str) -> SiteInfo | None:
         """The cached facts of a site, or ``None`` when absent or too old."""
@@ -185,7 +204,6 @@ class Transport:
             asyncio.AbstractEventLoop, AsyncSession[Response]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._page_lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -242,21 +260,19 @@ class Transport:
 
     # --- the page -------------------------------------------------------------------------
 
-    def _cached_site(self) -> SiteInfo | None:
-        return SITE_CACHE.get(self.config.base_url)
-
     def _remember(self, status: int, html: str) -> SiteInfo:
         site = parse_page(html, page_url=self.config.base_url, status=status)
         SITE_CACHE.put(self.config.base_url, site)
         return site
 
     def site(self) -> SiteInfo:
-        """The chat page's facts, from the cache or one GET (one at a time per transport)."""
-        site = self._cached_site()
+        """The chat page's facts, from the cache or one GET shared by concurrent callers."""
+        base_url = self.config.base_url
+        site = SITE_CACHE.get(base_url)
         if site is not None:
             return site
-        with self._page_lock:
-            site = self._cached_site()
+        with SITE_CACHE.fetch_lock(base_url):
+            site = SITE_CACHE.get(base_url)  # fetched while this caller waited?
             if site is not None:
                 return site
             try:
@@ -267,14 +283,19 @@ class Transport:
 
     async def asite(self) -> SiteInfo:
         """Async :meth:`site`."""
-        site = self._cached_site()
+        base_url = self.config.base_url
+        site = SITE_CACHE.get(base_url)
         if site is not None:
             return site
-        try:
-            resp = await self._async_session().get(self._page_url)
-        except CurlError as exc:
-            raise self._transport_error(exc, f"GET {self._page_url}") from exc
-        return self._remember(resp.status_code, resp.text)
+        async with SITE_CACHE.afetch_lock(base_url):
+            site = SITE_CACHE.get(base_url)
+            if site is not None:
+                return site
+            try:
+                resp = await self._async_session().get(self._page_url)
+            except CurlError as exc:
+                raise self._transport_error(exc, f"GET {self._page_url}") from exc
+            return self._remember(resp.status_code, resp.text)
 
     # --- one call, with nonce refresh and retries -------------------------------------------
 

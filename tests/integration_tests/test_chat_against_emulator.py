@@ -50,10 +50,19 @@ async def test_every_path_returns_the_site_answer(emulator: Emulator, stream: bo
 @pytest.mark.parametrize("stream", MODES)
 async def test_abatch(emulator: Emulator, stream: bool) -> None:
     emulator.stream = stream
+    emulator.page_latency = 0.2
     model = ChatChatGptEs(base_url=emulator.base_url, timeout=5)
     results = await model.abatch([f"question {i}" for i in range(8)])
     assert all(f"question {i}" in r.text for i, r in enumerate(results))
     assert len(emulator.chat_requests()) == 8
+    assert len(emulator.page_requests()) == 1  # concurrent callers share one page fetch
+
+
+def test_threads_share_one_page_fetch(emulator: Emulator) -> None:
+    emulator.page_latency = 0.2
+    model = ChatChatGptEs(base_url=emulator.base_url)
+    assert len(model.batch([f"q{i}" for i in range(6)], config={"max_concurrency": 6})) == 6
+    assert len(emulator.page_requests()) == 1
 
 
 def test_sync_invoke_works_inside_a_running_event_loop(model: ChatChatGptEs) -> None:
