@@ -112,6 +112,7 @@ class _ChatBoxFinder(HTMLParser):
 _CHAT_BOX_TAG = re.compile(r"<[a-zA-Z][^<]*?data-nonce", re.S)
 _PARAMS_SCRIPT = re.compile(r"wpaicgParams\s*=\s*(\{.*?\})\s*;", re.S)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_EOL = re.compile(rb"\r\n|\r|\n")  # SSE lines end in any of these
 
 
 def _chat_box_attributes(html: str) -> dict[str, str]:
@@ -132,7 +133,7 @@ def _search_nonce(html: str) -> str | None:
         return None
     try:
         params = json.loads(match.group(1))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     value = params.get("search_nonce") if isinstance(params, dict) else None
     return value if isinstance(value, str) and _TOKEN.fullmatch(value) else None
@@ -369,7 +370,7 @@ def decode_json_reply(body: bytes, *, status: int = 200) -> str:
     """
     try:
         obj = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         text = body.decode("utf-8", "replace")
         kind = "an HTML page" if text.lstrip().startswith("<") else "something else"
         raise ResponseFormatError(
@@ -460,23 +461,21 @@ class SSEDecoder:
         self._done = False
         self._text_seen = False
 
-    @property
-    def done(self) -> bool:
-        """Whether the stream has ended (``[DONE]`` or a final ``finish_reason``)."""
-        return self._done
-
     def feed(self, chunk: bytes) -> list[Event]:
         """Consume bytes and return the events completed by them."""
         if self._done:
             return []  # e.g. the legacy JSON object after [DONE]: the answer is complete
-        self._buffer += chunk
+        buffer = self._buffer + chunk
         events: list[Event] = []
+        start = 0
         while not self._done:
-            line, sep, rest = self._split_line(self._buffer)
-            if not sep:
+            end = _EOL.search(buffer, start)
+            # A final \r may be the first half of \r\n: wait for the next bytes.
+            if end is None or (end.group() == b"\r" and end.end() == len(buffer)):
                 break
-            self._buffer = rest
-            events.extend(self._line(line))
+            events.extend(self._line(buffer[start : end.start()]))
+            start = end.end()
+        self._buffer = b"" if self._done else buffer[start:]
         return events
 
     def finish(self) -> list[Event]:
@@ -499,15 +498,6 @@ class SSEDecoder:
         if not self._text_seen:
             raise ResponseFormatError("The site returned an empty answer (an empty stream).")
         return events
-
-    @staticmethod
-    def _split_line(buffer: bytes) -> tuple[bytes, bytes, bytes]:
-        # SSE lines end in \n, \r\n or \r; a trailing \r may still be followed by \n.
-        cut = min((i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i != -1), default=-1)
-        if cut == -1 or (buffer[cut : cut + 1] == b"\r" and cut == len(buffer) - 1):
-            return buffer, b"", b""
-        width = 2 if buffer[cut : cut + 2] == b"\r\n" else 1
-        return buffer[:cut], buffer[cut : cut + width], buffer[cut + width :]
 
     def _line(self, raw: bytes) -> list[Event]:
         try:
@@ -550,7 +540,7 @@ class SSEDecoder:
             )
         try:
             obj = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ResponseFormatError(
                 f"Unreadable event in the stream: {payload[:_EXCERPT]!r}"
             ) from exc
@@ -582,7 +572,7 @@ class SSEDecoder:
                 if is_error_word:
                     self._error_words.append(content)
                 else:
-                    self._text_seen = True
+                    self._text_seen = self._text_seen or not content.isspace()
                     events.append(TextDelta(content))
             reason = choice.get("finish_reason")
             if isinstance(reason, str) and reason:

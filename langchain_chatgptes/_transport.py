@@ -4,20 +4,24 @@ One :class:`Transport` per model instance owns a sync ``Session`` (for ``invoke`
 and one ``AsyncSession`` per event loop (an ``AsyncSession`` is bound to the first loop that
 uses it). The chat page's facts are cached process-wide per base URL in :data:`SITE_CACHE`,
 so model instances share one page fetch. What the bytes mean is decided by ``_protocol``.
+
+A site that streams (``data-openai_stream_nav="1"``) is read as a stream on every path, so
+``timeout`` limits each silence, not the length of an answer; a site that answers JSON is
+read with one plain request, whose ``timeout`` is a total limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import queue
 import random
 import threading
 import time
-import weakref
-from collections.abc import AsyncGenerator, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextlib import aclosing, closing
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from curl_cffi import CurlError
@@ -28,6 +32,8 @@ from langchain_chatgptes._protocol import (
     Event,
     ReplyReader,
     SiteInfo,
+    StreamEnd,
+    TextDelta,
     ajax_url,
     build_form,
     decode_reply,
@@ -36,6 +42,7 @@ from langchain_chatgptes._protocol import (
 from langchain_chatgptes.errors import (
     ChatGptEsError,
     HTTPStatusError,
+    InvalidInputError,
     NonceRejectedError,
     RateLimitError,
     RequestTimeoutError,
@@ -46,6 +53,9 @@ T = TypeVar("T")
 
 SITE_CACHE_TTL = 2 * 3600.0
 """Seconds a page's nonce is reused: well inside WordPress' 12-hour minimum nonce life."""
+
+MAX_CONNECTIONS = 10
+"""Transfers at once per model and event loop (curl_cffi's handle pool)."""
 
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
@@ -70,18 +80,50 @@ class TransportConfig:
         base_url: The site, e.g. ``https://chatgpt.es``.
         proxy: Proxy URL for the page GET and the POST alike, or ``None``.
         impersonate: curl_cffi browser target.
-        timeout: Seconds: total limit of a non-streamed request; for a stream, the limit
+        timeout: Seconds. A plain request (page, JSON reply): total limit. A stream: limit
             for the reply headers and for each silence between chunks. ``None``: no limit.
         max_retries: Retries after transport errors, HTTP 429 and 5xx.
         verify: Verify TLS certificates.
     """
 
     base_url: str
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may hold credentials
     impersonate: str = "chrome"
     timeout: float | None = 60.0
     max_retries: int = 2
     verify: bool = True
+
+
+class _PerLoop(Generic[T]):
+    """One object per event loop, made on first use on that loop.
+
+    Entries of closed loops are dropped on the next use: loop-bound objects (sessions,
+    locks) refer to their loop, so a ``WeakKeyDictionary`` would never let them go.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._items: dict[asyncio.AbstractEventLoop, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        """The running loop's object."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            for closed in [other for other in self._items if other.is_closed()]:
+                del self._items[closed]
+            item = self._items.get(loop)
+            if item is None:
+                item = self._items[loop] = self._factory()
+            return item
+
+    def pop(self) -> T | None:
+        """Forget and return the running loop's object, if there is one."""
+        with self._lock:
+            return self._items.pop(asyncio.get_running_loop(), None)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class SiteCache:
@@ -97,9 +139,7 @@ class SiteCache:
         self._entries: dict[str, tuple[SiteInfo, float]] = {}
         self._lock = threading.Lock()
         self._fetch_locks: dict[str, threading.Lock] = {}
-        self._afetch_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+        self._afetch_locks: _PerLoop[dict[str, asyncio.Lock]] = _PerLoop(dict)
 
     def fetch_lock(self, base_url: str) -> threading.Lock:
         """The lock to hold while fetching a site's page from a thread."""
@@ -108,9 +148,9 @@ class SiteCache:
 
     def afetch_lock(self, base_url: str) -> asyncio.Lock:
         """The lock to hold while fetching a site's page on the running event loop."""
-        loop = asyncio.get_running_loop()
+        locks = self._afetch_locks.get()
         with self._lock:
-            return self._afetch_locks.setdefault(loop, {}).setdefault(base_url, asyncio.Lock())
+            return locks.setdefault(base_url, asyncio.Lock())
 
     def get(self, base_url: str) -> SiteInfo | None:
         """The cached facts of a site, or ``None`` when absent or too old."""
@@ -145,8 +185,10 @@ class _Attempts:
     """Decides, after a failed attempt, whether to try again and after how long.
 
     A rejected nonce is refetched and retried once, at once; transport errors, HTTP 429 and
-    5xx are retried up to ``max_retries`` times with exponential backoff and jitter.
-    Nothing is retried once part of the answer has reached the caller.
+    5xx are retried up to ``max_retries`` times with exponential backoff and jitter. Not
+    retried: time limits (so ``timeout`` bounds the whole call, and the site does not
+    generate the answer again), errors a retry cannot fix, and anything after part of the
+    answer reached the caller.
     """
 
     def __init__(self, config: TransportConfig) -> None:
@@ -178,6 +220,8 @@ class _Attempts:
 
     @staticmethod
     def _retryable(exc: ChatGptEsError) -> bool:
+        if isinstance(exc, RequestTimeoutError):
+            return False
         if isinstance(exc, TransportError):
             return True
         if isinstance(exc, RateLimitError):
@@ -200,10 +244,17 @@ class Transport:
             "X-Requested-With": "XMLHttpRequest",
         }
         self._session: Session[Response] | None = None
-        self._async_sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncSession[Response]
-        ] = weakref.WeakKeyDictionary()
+        self._async_sessions: _PerLoop[AsyncSession[Response]] = _PerLoop(
+            lambda: AsyncSession(max_clients=MAX_CONNECTIONS, **self._session_kwargs())
+        )
+        # Every async transfer holds a slot, even one abandoned at its time limit until it is
+        # aborted; a request that got a slot therefore gets a curl handle at once and is sent
+        # at once, and the wait for a slot can be given up without side effects.
+        self._slots: _PerLoop[asyncio.Semaphore] = _PerLoop(
+            lambda: asyncio.Semaphore(MAX_CONNECTIONS)
+        )
         self._lock = threading.Lock()
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -221,16 +272,8 @@ class Transport:
                 self._session = Session(**self._session_kwargs())
             return self._session
 
-    def _async_session(self) -> AsyncSession[Response]:
-        loop = asyncio.get_running_loop()
-        session = self._async_sessions.get(loop)
-        if session is None:
-            session = AsyncSession(**self._session_kwargs())
-            self._async_sessions[loop] = session
-        return session
-
     def close(self) -> None:
-        """Close the sync session (the async ones close with :meth:`aclose`)."""
+        """Close the sync session (async sessions close with :meth:`aclose`, on their loop)."""
         with self._lock:
             session, self._session = self._session, None
         if session is not None:
@@ -238,7 +281,7 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close the async session of the running loop, and the sync session."""
-        session = self._async_sessions.pop(asyncio.get_running_loop(), None)
+        session = self._async_sessions.pop()
         if session is not None:
             await session.close()
         self.close()
@@ -249,6 +292,11 @@ class Transport:
         text = str(exc)
         if self.config.proxy:
             text = text.replace(self.config.proxy, mask_proxy(self.config.proxy))
+        if isinstance(exc, curl_exceptions.ImpersonateError):
+            return InvalidInputError(
+                f"impersonate={self.config.impersonate!r} is not a browser target curl_cffi "
+                f"knows; use e.g. 'chrome', 'safari' or 'firefox' ({text})"
+            )
         if isinstance(exc, (curl_exceptions.Timeout, TimeoutError)):
             return RequestTimeoutError(
                 f"{what} timed out (timeout={self.config.timeout} s): {text}".rstrip(": ")
@@ -292,34 +340,13 @@ class Transport:
             if site is not None:
                 return site
             try:
-                resp = await self._async_session().get(self._page_url)
-            except CurlError as exc:
+                async with asyncio.timeout(self.config.timeout), self._slots.get():
+                    resp = await self._async_sessions.get().get(self._page_url)
+            except (CurlError, TimeoutError) as exc:
                 raise self._transport_error(exc, f"GET {self._page_url}") from exc
             return self._remember(resp.status_code, resp.text)
 
     # --- one call, with nonce refresh and retries -------------------------------------------
-
-    def complete(self, message: str, client_id: str) -> str:
-        """Send one prompt and return the whole answer text."""
-        attempts = _Attempts(self.config)
-        while True:
-            site: SiteInfo | None = None
-            try:
-                site = self.site()
-                return self._post(build_form(site, message, client_id))
-            except ChatGptEsError as exc:
-                time.sleep(attempts.delay_after(exc, site, delivered=False))
-
-    async def acomplete(self, message: str, client_id: str) -> str:
-        """Async :meth:`complete`."""
-        attempts = _Attempts(self.config)
-        while True:
-            site: SiteInfo | None = None
-            try:
-                site = await self.asite()
-                return await self._apost(build_form(site, message, client_id))
-            except ChatGptEsError as exc:
-                await asyncio.sleep(attempts.delay_after(exc, site, delivered=False))
 
     def stream(self, message: str, client_id: str) -> Generator[Event, None, None]:
         """Send one prompt and yield answer events as the bytes arrive."""
@@ -329,9 +356,10 @@ class Transport:
             delivered = False
             try:
                 site = self.site()
-                for event in self._post_stream(build_form(site, message, client_id)):
-                    delivered = True
-                    yield event
+                with closing(self._events(site, build_form(site, message, client_id))) as events:
+                    for event in events:
+                        delivered = True
+                        yield event
                 return
             except ChatGptEsError as exc:
                 time.sleep(attempts.delay_after(exc, site, delivered))
@@ -344,12 +372,38 @@ class Transport:
             delivered = False
             try:
                 site = await self.asite()
-                async for event in self._apost_stream(build_form(site, message, client_id)):
-                    delivered = True
-                    yield event
+                form = build_form(site, message, client_id)
+                async with aclosing(self._aevents(site, form)) as events:
+                    async for event in events:
+                        delivered = True
+                        yield event
                 return
             except ChatGptEsError as exc:
                 await asyncio.sleep(attempts.delay_after(exc, site, delivered))
+
+    def complete(self, message: str, client_id: str) -> str:
+        """Send one prompt and return the whole answer text."""
+        return "".join(e.text for e in self.stream(message, client_id) if isinstance(e, TextDelta))
+
+    async def acomplete(self, message: str, client_id: str) -> str:
+        """Async :meth:`complete`."""
+        async with aclosing(self.astream(message, client_id)) as events:
+            return "".join([e.text async for e in events if isinstance(e, TextDelta)])
+
+    def _events(self, site: SiteInfo, form: Mapping[str, str]) -> Generator[Event, None, None]:
+        if site.streams:
+            yield from self._post_stream(form)
+        else:
+            yield from (TextDelta(self._post(form)), StreamEnd())
+
+    async def _aevents(self, site: SiteInfo, form: Mapping[str, str]) -> AsyncGenerator[Event]:
+        if site.streams:
+            async with aclosing(self._apost_stream(form)) as events:
+                async for event in events:
+                    yield event
+        else:
+            yield TextDelta(await self._apost(form))
+            yield StreamEnd()
 
     # --- one POST -----------------------------------------------------------------------------
 
@@ -367,18 +421,21 @@ class Transport:
         return decode_reply(resp.status_code, self._headers(resp), resp.content)
 
     async def _apost(self, form: Mapping[str, str]) -> str:
+        session = self._async_sessions.get()
         try:
-            resp = await self._async_session().post(
-                self._ajax_url, data=dict(form), headers=self._post_headers
-            )
-        except CurlError as exc:
+            # The limit covers the wait for a slot; cancelling a plain request frees its handle.
+            async with asyncio.timeout(self.config.timeout), self._slots.get():
+                resp = await session.post(
+                    self._ajax_url, data=dict(form), headers=self._post_headers
+                )
+        except (CurlError, TimeoutError) as exc:
             raise self._transport_error(exc, f"POST {self._ajax_url}") from exc
         return decode_reply(resp.status_code, self._headers(resp), resp.content)
 
     def _post_stream(self, form: Mapping[str, str]) -> Generator[Event, None, None]:
-        # The sync session blocks without a time limit of its own while it waits for headers
-        # and chunks (curl's stream timeout is only a low-speed rule), so a worker thread
-        # reads and this generator waits on a queue with the real limits.
+        # The sync session waits for headers and chunks without a time limit of its own
+        # (curl's stream timeout is only a low-speed rule), so a worker thread reads and
+        # this generator waits on a queue with the real limits.
         items: queue.Queue[tuple[str, Any]] = queue.Queue()
         abandoned = threading.Event()
 
@@ -422,24 +479,41 @@ class Transport:
             abandoned.set()
 
     async def _apost_stream(self, form: Mapping[str, str]) -> AsyncGenerator[Event, None]:
-        session = self._async_session()
+        loop, slots, limit = asyncio.get_running_loop(), self._slots.get(), self.config.timeout
+        started = loop.time()
         try:
-            async with asyncio.timeout(self.config.timeout):
-                resp = await session.request(
-                    "POST",
-                    self._ajax_url,
-                    data=dict(form),
-                    headers=self._post_headers,
-                    stream=True,
-                )
-        except (CurlError, TimeoutError) as exc:
-            raise self._transport_error(exc, "waiting for the reply headers") from exc
+            async with asyncio.timeout(limit):
+                await slots.acquire()
+        except TimeoutError as exc:
+            raise self._transport_error(exc, "waiting for a free connection") from exc
+        request = asyncio.ensure_future(
+            self._async_sessions.get().request(
+                "POST", self._ajax_url, data=dict(form), headers=self._post_headers, stream=True
+            )
+        )
+        abort_later = functools.partial(self._abort_when_answered, slots)
+        remaining = None if limit is None else max(0.0, limit - (loop.time() - started))
+        try:
+            done, _ = await asyncio.wait({request}, timeout=remaining)
+        except asyncio.CancelledError:
+            request.add_done_callback(abort_later)
+            raise
+        if not done:
+            # Cancelling the request would orphan curl_cffi's transfer task; instead the
+            # transfer is aborted as soon as the reply starts (or curl's own limit ends it).
+            request.add_done_callback(abort_later)
+            raise self._transport_error(TimeoutError(), "waiting for the reply headers")
+        try:
+            resp = request.result()
+        except CurlError as exc:
+            slots.release()
+            raise self._transport_error(exc, f"POST {self._ajax_url}") from exc
         try:
             reader = ReplyReader(resp.status_code, self._headers(resp))
             chunks = resp.aiter_content()
             while True:
                 try:
-                    async with asyncio.timeout(self.config.timeout):
+                    async with asyncio.timeout(limit):
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
@@ -450,7 +524,25 @@ class Transport:
             for event in reader.finish():
                 yield event
         finally:
-            await self._abort(resp)
+            try:
+                await self._abort(resp)
+            finally:
+                slots.release()
+
+    def _abort_when_answered(
+        self, slots: asyncio.Semaphore, request: asyncio.Future[Response]
+    ) -> None:
+        if request.cancelled() or request.exception() is not None:
+            slots.release()
+            return
+        task = asyncio.ensure_future(self._abort(request.result()))
+        self._cleanups.add(task)  # keep a reference until it is done
+
+        def done(task: asyncio.Future[None]) -> None:
+            self._cleanups.discard(task)
+            slots.release()
+
+        task.add_done_callback(done)
 
     @staticmethod
     async def _abort(resp: Response) -> None:
@@ -459,5 +551,4 @@ class Transport:
         task = resp.astream_task
         if isinstance(task, asyncio.Future) and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CurlError):
-                await task
+            await asyncio.wait({task})  # unlike `await task`, keeps our own cancellation

@@ -7,9 +7,10 @@ returns events, and this module turns events into LangChain messages and chunks.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing, closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
@@ -34,6 +35,7 @@ KNOWN_MODELS = ("gpt-4", "gpt-4o", "gpt-4o-mini")
 """Model labels accepted; the site itself decides which model answers."""
 
 PROVIDER = "chatgptes"
+_TRANSPORT_LOCK = threading.Lock()  # first calls from several threads build one transport
 DEFAULT_BASE_URL = "https://chatgpt.es"
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
@@ -56,7 +58,6 @@ class _Answer:
     shaper: TextShaper
     site_finish_reason: str = "stop"
     chars: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -319,8 +320,13 @@ class ChatChatGptEs(BaseChatModel):
         from langchain_chatgptes._transport import Transport
 
         config = self._transport_config()
-        if self._transport is None or self._transport.config != config:
+        with _TRANSPORT_LOCK:
+            old = self._transport
+            if old is not None and old.config == config:
+                return old
             self._transport = Transport(config)
+        if old is not None:
+            old.close()  # its async sessions go with their loops
         return self._transport
 
     def close(self) -> None:

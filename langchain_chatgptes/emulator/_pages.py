@@ -7,7 +7,7 @@ from typing import Literal
 
 from langchain_chatgptes.emulator._wordpress import php_json
 
-PageVariant = Literal["standard", "minified", "noisy"]
+PageVariant = Literal["standard", "minified", "noisy", "no_chat_box"]
 _PLUGIN = "/wp-content/plugins/gpt3-ai-content-generator"
 
 
@@ -75,7 +75,8 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
 
     ``standard`` follows the plugin's template byte for byte; ``minified`` is what an HTML
     minifier makes of it (one line, unquoted values, other attribute order); ``noisy`` puts
-    another plugin's ``"nonce"`` in ``<head>``, before the chat box.
+    another plugin's ``"nonce"`` in ``<head>``, before the chat box; ``no_chat_box`` is the
+    page with the plugin switched off (no chat box, no ``wpaicgParams``), still HTTP 200.
     """
     base, attrs = facts.base_url, _chat_box_attributes(facts)
     body_class = (
@@ -96,6 +97,9 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
             + "".join(f'     {n}="{v}"\n' for n, v in attrs[1:])
             + ">"
         )
+    params = f'<script id="wpaicg-init-js-extra">\n{_params_script(facts)}\n</script>'
+    if variant == "no_chat_box":
+        chat_box, params = "<div>", ""
     page = f"""<!DOCTYPE html>
 <html lang="es">
 <head>
@@ -133,9 +137,7 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
 </main>
 <footer id="colophon" class="site-footer"><p>© ChatGPT Español</p></footer>
 </div>
-<script id="wpaicg-init-js-extra">
-{_params_script(facts)}
-</script>
+{params}
 <script src='{base}{_PLUGIN}/public/js/wpaicg-init.js?ver=1.9.11' id='wpaicg-init-js'></script>
 <script src='{base}{_PLUGIN}/public/js/wpaicg-chat.js?ver=1.9.11' id='wpaicg-chat-js'></script>
 </body>

@@ -426,7 +426,10 @@ class _Output:
             elif emu.chunk_delay:
                 await asyncio.sleep(emu.chunk_delay)
             # Each write goes straight to the socket (TCP_NODELAY, no compression, chunked).
-            await stream.write(event)
+            try:
+                await stream.write(event)
+            except ConnectionResetError:  # the client went away (e.g. aborted the stream)
+                return stream
         if stream is None:
             raise RuntimeError(f"empty event stream for {reply!r}")
         if last:

@@ -109,3 +109,11 @@ def test_unknown_path_is_404(emu: Emulator) -> None:
     answer = request(emu.base_url + "/nope")
     assert answer.status == 404
     assert "text/html" in answer.headers["Content-Type"]
+
+
+def test_no_chat_box_variant_is_a_normal_page_without_the_plugin() -> None:
+    with Emulator(page_variant="no_chat_box") as emu:
+        page = request(emu.base_url + "/")
+    assert page.status == 200
+    assert b"data-nonce" not in page.body
+    assert b"wpaicgParams" not in page.body

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 import time
 
 import pytest
@@ -15,6 +17,7 @@ from langchain_chatgptes import (
     ChatGptEsError,
     ConsentRequiredError,
     HTTPStatusError,
+    InvalidInputError,
     NonceNotFoundError,
     NonceRejectedError,
     RateLimitError,
@@ -200,10 +203,12 @@ def test_nonce_rejected_after_refresh_is_an_error(emulator: Emulator, failure: s
     assert [r.method for r in emulator.requests] == ["GET", "POST", "GET", "POST"]
 
 
-def test_page_without_chat_box(emulator: Emulator, model: ChatChatGptEs) -> None:
-    model.base_url = emulator.base_url + "/no-such-page"
-    with pytest.raises((NonceNotFoundError, HTTPStatusError)):
+def test_page_without_chat_box_says_what_is_missing(emulator: Emulator) -> None:
+    emulator.page_variant = "no_chat_box"
+    model = ChatChatGptEs(base_url=emulator.base_url, max_retries=2)
+    with pytest.raises(NonceNotFoundError, match=r"missing the nonce .* and the post id"):
         model.invoke("x")
+    assert [r.method for r in emulator.requests] == ["GET"]  # nothing posted, not retried
 
 
 # --- streaming --------------------------------------------------------------------------------
@@ -431,8 +436,112 @@ async def test_sessions_are_reused_across_calls(emulator: Emulator, model: ChatC
     model.invoke("b")
     assert transport._session is session is not None
     await model.ainvoke("c")
-    async_session = transport._async_session()
+    async_session = transport._async_sessions.get()
     await model.ainvoke("d")
-    assert transport._async_session() is async_session
+    assert transport._async_sessions.get() is async_session
     await model.aclose()
     assert transport._session is None
+    assert len(transport._async_sessions) == 0
+
+
+def test_sessions_of_finished_event_loops_are_let_go(emulator: Emulator) -> None:
+    model = ChatChatGptEs(base_url=emulator.base_url)
+    for _ in range(4):
+        asyncio.run(model.ainvoke("x"))  # a new loop each time, as scripts do
+    # Only the last loop's session can still be held (and only until the next async call).
+    assert len(model._get_transport()._async_sessions) <= 1
+
+
+def test_changing_a_setting_closes_the_old_session(emulator: Emulator) -> None:
+    model = ChatChatGptEs(base_url=emulator.base_url)
+    model.invoke("x")
+    old = model._get_transport()
+    model.timeout = 7
+    assert "x" in model.invoke("x").text
+    assert model._get_transport() is not old
+    assert old._session is None
+
+
+# --- what is not retried, and what is ------------------------------------------------------------
+
+
+async def test_abandoned_streams_are_aborted_and_free_their_connections(
+    emulator: Emulator,
+) -> None:
+    emulator.stream = True
+    emulator.latency = 1.0
+    emulator.chunk_delay = 0.2
+    long_answer = " ".join(["slow"] * 100)  # ~20 s to send if nobody aborted it
+    emulator.responder = lambda request: long_answer if "slow" in request.message else "ok"
+    model = ChatChatGptEs(base_url=emulator.base_url, timeout=0.5, max_retries=0)
+    outcomes = await asyncio.gather(
+        *(call(model, "astream", "slow") for _ in range(12)), return_exceptions=True
+    )  # more than the 10 connections a model has per event loop
+    assert all(isinstance(outcome, RequestTimeoutError) for outcome in outcomes)
+    emulator.latency = 0.0
+    started = time.monotonic()
+    with contextlib.suppress(RequestTimeoutError):
+        await call(model, "ainvoke", "quick")  # all connections still taken: may time out ...
+    assert time.monotonic() - started < 0.5 + 0.3  # ... but within its own limit
+    await asyncio.sleep(0.8)  # the slow replies have started: their transfers are aborted
+    assert (await call(model, "ainvoke", "quick")).text == "ok"
+    # Only requests that got a connection were sent: none was sent late.
+    assert len(emulator.chat_requests()) <= 10 + 2
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_long_streamed_answers_are_limited_per_silence_not_in_total(
+    emulator: Emulator, path: str
+) -> None:
+    emulator.stream = True
+    emulator.chunk_delay = 0.1
+    emulator.responder = ScriptedResponder([" ".join(["word"] * 12)])
+    model = ChatChatGptEs(base_url=emulator.base_url, timeout=0.5, max_retries=0)
+    started = time.monotonic()
+    assert (await call(model, path)).text == " ".join(["word"] * 12)
+    assert time.monotonic() - started > 0.5  # longer than `timeout`, yet no timeout
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_timeouts_are_not_retried(emulator: Emulator, path: str) -> None:
+    emulator.stream = path.endswith("stream")
+    emulator.latency = 1.0
+    model = ChatChatGptEs(base_url=emulator.base_url, timeout=0.3, max_retries=3)
+    with pytest.raises(RequestTimeoutError):
+        await call(model, path)
+    assert len(emulator.chat_requests()) == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_nothing_is_retried_after_text_was_delivered(emulator: Emulator, path: str) -> None:
+    emulator.stream = True
+    cut_short = "data: " + json.dumps({"choices": [{"delta": {"content": "Hal"}}]}) + "\n\n"
+    emulator.responder = ScriptedResponder(
+        [Reply.raw(200, cut_short, "text/event-stream")], fallback=lambda r: "again"
+    )
+    model = ChatChatGptEs(base_url=emulator.base_url, max_retries=3)
+    with pytest.raises(ResponseFormatError, match="ended before"):
+        await call(model, path)
+    assert len(emulator.chat_requests()) == 1
+
+
+async def test_retry_after_is_honoured(emulator: Emulator) -> None:
+    emulator.responder = ScriptedResponder(
+        [Reply.raw(429, "Too Many Requests", headers={"Retry-After": "1"}), "finally"]
+    )
+    model = ChatChatGptEs(base_url=emulator.base_url, max_retries=1)
+    started = time.monotonic()
+    assert (await model.ainvoke("x")).text == "finally"
+    assert time.monotonic() - started >= 0.95
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_unknown_impersonate_target_is_bad_input_not_retried(
+    emulator: Emulator, path: str
+) -> None:
+    model = ChatChatGptEs(base_url=emulator.base_url, impersonate="netscape4", max_retries=3)
+    started = time.monotonic()
+    with pytest.raises(InvalidInputError, match="impersonate='netscape4'"):
+        await call(model, path)
+    assert time.monotonic() - started < 0.5
+    assert emulator.requests == []

@@ -211,6 +211,7 @@ def test_json_success_php_encoded() -> None:
         (b"<html><body>Oops</body></html>", ResponseFormatError, "HTML page"),
         (b'{"status":"succ', ResponseFormatError, "something else"),
         (b"\xff\xfe\x00garbage", ResponseFormatError, "Expected the plugin's JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, ResponseFormatError, "Expected the plugin's JSON"),
         (b'{"msg":"You are not allowed.","ipBanned":true}', SiteError, "not allowed"),
     ],
 )
@@ -320,12 +321,11 @@ def words(*items: str) -> bytes:
 
 
 def test_sse_error_as_words_is_a_site_error_and_never_text() -> None:
-    body = words("Incorrect", " API", " key") + sse(
-        json.dumps({"choices": [{"finish_reason": "stop"}]})
-    )
     decoder = SSEDecoder()
+    for word in ("Incorrect", " API", " key"):
+        assert decoder.feed(words(word)) == []  # held back, never shown as answer text
     with pytest.raises(SiteError, match="Incorrect API key"):
-        assert decoder.feed(body) == []
+        decoder.feed(sse(json.dumps({"choices": [{"finish_reason": "stop"}]})))
 
 
 def test_sse_limited_is_a_site_error() -> None:
@@ -349,6 +349,8 @@ def test_sse_flag_objects(flag: str, error: type[Exception]) -> None:
         (b"", "ended before"),
         (sse(delta("half")), "ended before"),
         (sse("{not json"), "Unreadable event"),
+        (sse("[" * 100_000 + "]" * 100_000), "Unreadable event"),
+        (sse(delta("\n "), delta("  "), "[DONE]"), "empty answer"),
         (b"data: \xff\xfe\n\n", "not valid UTF-8"),
         (b"<html>oops</html>\n", "Unexpected line"),
     ],
