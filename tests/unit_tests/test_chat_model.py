@@ -117,6 +117,7 @@ def test_proxy_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None
         caplog.text,
         str(model._get_ls_params()),
         str(model.model_dump()),
+        repr(model._get_transport().config),
     ]
     assert all("s3cr3t" not in text for text in shown)
 
