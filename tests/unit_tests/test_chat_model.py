@@ -9,32 +9,20 @@ from langchain_core.messages import HumanMessage
 from pydantic import ValidationError
 
 import langchain_chatgptes
-from langchain_chatgptes import KNOWN_MODELS, ChatChatGptEs, ChatGptEsError, InvalidInputError
+from langchain_chatgptes import (
+    KNOWN_MODELS,
+    ChatChatGptEs,
+    ChatGptEsError,
+    InvalidInputError,
+    errors,
+)
 
 SECRET_PROXY = "http://alice:s3cr3t-pw@proxy.example.test:3128"
 
 
 def test_public_surface() -> None:
-    assert sorted(langchain_chatgptes.__all__) == sorted(
-        [
-            "KNOWN_MODELS",
-            "BlockedError",
-            "ChatChatGptEs",
-            "ChatGptEsError",
-            "ConsentRequiredError",
-            "HTTPStatusError",
-            "InvalidInputError",
-            "NonceError",
-            "NonceNotFoundError",
-            "NonceRejectedError",
-            "RateLimitError",
-            "RequestTimeoutError",
-            "ResponseFormatError",
-            "SiteError",
-            "TransportError",
-            "__version__",
-        ]
-    )
+    expected = ["ChatChatGptEs", "KNOWN_MODELS", "__version__", *errors.__all__]
+    assert sorted(langchain_chatgptes.__all__) == sorted(expected)
     for name in langchain_chatgptes.__all__:
         obj = getattr(langchain_chatgptes, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
