@@ -381,15 +381,6 @@ class Transport:
             except ChatGptEsError as exc:
                 await asyncio.sleep(attempts.delay_after(exc, site, delivered))
 
-    def complete(self, message: str, client_id: str) -> str:
-        """Send one prompt and return the whole answer text."""
-        return "".join(e.text for e in self.stream(message, client_id) if isinstance(e, TextDelta))
-
-    async def acomplete(self, message: str, client_id: str) -> str:
-        """Async :meth:`complete`."""
-        async with aclosing(self.astream(message, client_id)) as events:
-            return "".join([e.text async for e in events if isinstance(e, TextDelta)])
-
     def _events(self, site: SiteInfo, form: Mapping[str, str]) -> Generator[Event, None, None]:
         if site.streams:
             yield from self._post_stream(form)

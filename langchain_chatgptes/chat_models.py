@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from langchain_chatgptes._output import TextShaper, estimate_usage, tokens_for_chars
 from langchain_chatgptes._prompt import build_message
-from langchain_chatgptes._protocol import Event, StreamEnd, TextDelta
+from langchain_chatgptes._protocol import Event, StreamEnd
 from langchain_chatgptes.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -371,11 +371,9 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        answer = self._start(messages, stop, kwargs)
-        text = self._get_transport().complete(answer.prompt, self._client_id)
-        return generate_from_stream(iter(self._whole(answer, text)))
+        # One path for every call; tokens reach callbacks only when streaming was asked for.
+        manager = run_manager if self.streaming else None
+        return generate_from_stream(self._stream(messages, stop, manager, **kwargs))
 
     async def _agenerate(
         self,
@@ -384,17 +382,9 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            chunks = [c async for c in self._astream(messages, stop, run_manager, **kwargs)]
-            return generate_from_stream(iter(chunks))
-        answer = self._start(messages, stop, kwargs)
-        text = await self._get_transport().acomplete(answer.prompt, self._client_id)
-        return generate_from_stream(iter(self._whole(answer, text)))
-
-    @staticmethod
-    def _whole(answer: _Answer, text: str) -> list[ChatGenerationChunk]:
-        first = answer.take(TextDelta(text))
-        return [*([first] if first else []), *answer.finish()]
+        manager = run_manager if self.streaming else None
+        chunks = [chunk async for chunk in self._astream(messages, stop, manager, **kwargs)]
+        return generate_from_stream(iter(chunks))
 
     def _stream(
         self,

@@ -270,6 +270,20 @@ async def test_max_tokens_truncates_with_length(emulator: Emulator, stream: bool
     assert streamed.text == "x" * 40
 
 
+@pytest.mark.parametrize("path", PATHS)
+async def test_the_sites_finish_reason_is_reported(emulator: Emulator, path: str) -> None:
+    emulator.stream = True
+    chunks = [
+        {"choices": [{"delta": {"content": "cut sh"}}]},
+        {"choices": [{"delta": {}, "finish_reason": "length"}]},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    emulator.responder = lambda request: Reply.raw(200, body, "text/event-stream")
+    answer = await call(ChatChatGptEs(base_url=emulator.base_url), path)
+    assert answer.text == "cut sh"
+    assert answer.response_metadata["finish_reason"] == "length"
+
+
 def test_per_call_model_label(emulator: Emulator, model: ChatChatGptEs) -> None:
     assert model.invoke("x", model="gpt-4o-mini").response_metadata["model_name"] == "gpt-4o-mini"
 
