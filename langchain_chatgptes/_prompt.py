@@ -8,7 +8,8 @@ user message verbatim, or role-labelled lines ending with ``Assistant:``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
@@ -20,6 +21,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_chatgptes._tools import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolChoice
 from langchain_chatgptes.errors import InvalidInputError
 
 SYSTEM_PROMPT = (
@@ -29,6 +31,32 @@ SYSTEM_PROMPT = (
     "conversation unless explicitly instructed otherwise. User input:"
 )
 """The preamble every ``message`` starts with (verbatim from the protocol reference)."""
+
+# What the model is told about tools and answer formats; the emulator's tool-using responder
+# reads these tags back, and ``_tools.parse_reply`` reads the answers.
+CALL_FORMAT = (
+    f"To call a tool, write a {TOOL_CALL_OPEN}{TOOL_CALL_CLOSE} block holding one JSON object "
+    'with the tool\'s "name" and its "arguments", for example: '
+    f'{TOOL_CALL_OPEN}{{"name": "tool_name", "arguments": {{"argument": "value"}}}}'
+    f"{TOOL_CALL_CLOSE}. Write one block per call; several blocks call several tools. Tool "
+    'results come back as "Tool result (<call id>)" lines.'
+)
+TOOL_RULES = {
+    "auto": "Call a tool only when it helps; otherwise answer in plain text.",
+    "required": f"You MUST call at least one tool now: reply with {TOOL_CALL_OPEN} blocks only.",
+    "named": f'You MUST call the tool "{{name}}" now: reply with {TOOL_CALL_OPEN} blocks only.',
+}
+JSON_SCHEMA_RULE = (
+    "When you give your final answer (not a tool call), reply with only a JSON object that "
+    "matches the JSON Schema in <response_schema></response_schema>, with no other text."
+)
+JSON_OBJECT_RULE = (
+    "When you give your final answer (not a tool call), reply with only a valid JSON object, "
+    "with no other text."
+)
+CORRECTION = (
+    f"You did not call a tool. Reply now with only {TOOL_CALL_OPEN} blocks calling {{target}}."
+)
 
 # Blocks an earlier assistant turn may carry that are not part of its visible text: tool
 # calls are rendered from ``AIMessage.tool_calls`` instead, reasoning is not replayed.
@@ -108,12 +136,55 @@ def _render_tool_calls(message: AIMessage) -> list[str]:
     ]
 
 
-def render_conversation(messages: Sequence[BaseMessage]) -> str:
+def render_instructions(
+    tools: Sequence[Mapping[str, Any]] | None,
+    choice: ToolChoice,
+    response_format: Mapping[str, Any] | None,
+) -> str:
+    """The tools, the tool rule and the answer format asked for, as prompt text.
+
+    Args:
+        tools: Bound tools in OpenAI format (``convert_to_openai_tool``).
+        choice: What the model must do with them; ``none`` leaves them out.
+        response_format: A bound ``{"type": "json_schema", "json_schema": {...}}`` or
+            ``{"type": "json_object"}``.
+
+    Raises:
+        InvalidInputError: A ``response_format`` of another kind.
+    """
+    parts = []
+    if tools and choice.mode != "none":
+        listing = json.dumps([tool["function"] for tool in tools], ensure_ascii=False)
+        rule = TOOL_RULES[choice.mode].format(name=choice.name)
+        parts += [f"<tools>\n{listing}\n</tools>", CALL_FORMAT, rule]
+    if response_format is not None:
+        kind = response_format.get("type")
+        if kind == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            schema = json.dumps(spec.get("schema", spec), ensure_ascii=False)
+            parts += [JSON_SCHEMA_RULE, f"<response_schema>\n{schema}\n</response_schema>"]
+        elif kind == "json_object":
+            parts.append(JSON_OBJECT_RULE)
+        else:
+            raise InvalidInputError(
+                f"response_format of type {kind!r} is not supported: use "
+                '{"type": "json_schema", "json_schema": {...}} or {"type": "json_object"}.'
+            )
+    return "\n".join(parts)
+
+
+def correction(choice: ToolChoice) -> str:
+    """The follow-up message when a required tool call did not come."""
+    target = f'the tool "{choice.name}"' if choice.mode == "named" else "one of the tools"
+    return CORRECTION.format(target=target)
+
+
+def render_conversation(messages: Sequence[BaseMessage], *, labelled: bool = False) -> str:
     """Flatten a conversation into the text after the system prompt.
 
-    A lone, unnamed user message is sent verbatim; anything else becomes role-labelled
-    lines (``System:``, ``User:``, ``Assistant:``, ``Tool result (id):``) ending with
-    ``Assistant:`` so the model answers as the next turn.
+    A lone, unnamed user message is sent verbatim (unless ``labelled``); anything else
+    becomes role-labelled lines (``System:``, ``User:``, ``Assistant:``,
+    ``Tool result (id):``) ending with ``Assistant:`` so the model answers as the next turn.
 
     Raises:
         InvalidInputError: No messages, nothing but empty text, or a non-text block.
@@ -121,7 +192,8 @@ def render_conversation(messages: Sequence[BaseMessage]) -> str:
     if not messages:
         raise InvalidInputError("No messages to send: pass at least one message.")
     texts = [message_text(message, i) for i, message in enumerate(messages)]
-    if len(messages) == 1 and isinstance(messages[0], HumanMessage) and not messages[0].name:
+    lone = len(messages) == 1 and isinstance(messages[0], HumanMessage) and not messages[0].name
+    if lone and not labelled:
         body = texts[0]
     else:
         lines = []
@@ -140,14 +212,19 @@ def render_conversation(messages: Sequence[BaseMessage]) -> str:
     return body
 
 
-def build_message(messages: Sequence[BaseMessage]) -> str:
+def build_message(messages: Sequence[BaseMessage], instructions: str = "") -> str:
     """The ``message`` form field: :data:`SYSTEM_PROMPT`, one space, the conversation.
+
+    With ``instructions`` (see :func:`render_instructions`) they come first, then a blank
+    line and the conversation as labelled lines.
 
     Raises:
         InvalidInputError: See :func:`render_conversation`; also text that is not valid
             Unicode (lone surrogates), which could not be sent.
     """
-    message = f"{SYSTEM_PROMPT} {render_conversation(messages)}"
+    conversation = render_conversation(messages, labelled=bool(instructions))
+    body = f"{instructions}\n\n{conversation}" if instructions else conversation
+    message = f"{SYSTEM_PROMPT} {body}"
     try:
         message.encode("utf-8")
     except UnicodeEncodeError as exc:

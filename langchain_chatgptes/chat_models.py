@@ -6,26 +6,53 @@ returns events, and this module turns events into LangChain messages and chunks.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, closing
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, ModelProfile
-from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.language_models import (
+    BaseChatModel,
+    LangSmithParams,
+    LanguageModelInput,
+    ModelProfile,
+)
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    InvalidToolCall,
+    ToolCall,
+)
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.messages.utils import count_tokens_approximately
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from langchain_chatgptes._output import TextShaper, estimate_usage, tokens_for_chars
-from langchain_chatgptes._prompt import build_message
+from langchain_chatgptes._prompt import build_message, correction, render_instructions
 from langchain_chatgptes._protocol import Event, StreamEnd
+from langchain_chatgptes._tools import (
+    ParsedReply,
+    ReplyFilter,
+    ToolChoice,
+    json_answer,
+    parse_reply,
+    tool_choice_of,
+)
 from langchain_chatgptes.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -49,15 +76,98 @@ def _check_model(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What one call asks of the site: model label, limits, tools and answer format."""
+
+    model_name: str
+    stop: list[str] | None
+    max_tokens: int | None
+    tool_names: tuple[str, ...] | None  # None: replies are not read for tool calls
+    choice: ToolChoice
+    json_only: bool  # a response_format was bound: the answer is a JSON object
+    instructions: str
+
+    def answer(self, messages: Sequence[BaseMessage]) -> _Answer:
+        """A fresh answer for one attempt at this conversation."""
+        parses = self.tool_names is not None or self.json_only
+        return _Answer(
+            setup=self,
+            prompt=build_message(messages, self.instructions),
+            shaper=TextShaper(self.stop, self.max_tokens),
+            filter=ReplyFilter(hold=self.choice.forces_call or self.json_only) if parses else None,
+        )
+
+
+@dataclass
+class _Final:
+    """How an answer ends: the last text and the tool calls, with all metadata."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    invalid_tool_calls: list[InvalidToolCall]
+    response_metadata: dict[str, Any]
+    usage: Any
+    retry: bool  # a tool call was required and none came
+
+    def chunks(self) -> list[ChatGenerationChunk]:
+        """The final chunks of a stream: the held-back text, then one with everything else."""
+        calls = [
+            tool_call_chunk(
+                name=call["name"],
+                args=json.dumps(call["args"], ensure_ascii=False),
+                id=call["id"],
+                index=i,
+            )
+            for i, call in enumerate(self.tool_calls)
+        ] + [
+            # A chunk can only carry an invalid call as arguments that are not an object:
+            # the raw arguments as a JSON string keep it invalid when chunks are summed.
+            tool_call_chunk(
+                name=call["name"],
+                args=json.dumps(call["args"], ensure_ascii=False),
+                id=call["id"],
+                index=len(self.tool_calls) + i,
+            )
+            for i, call in enumerate(self.invalid_tool_calls)
+        ]
+        last = AIMessageChunk(
+            content="",
+            tool_call_chunks=calls,
+            chunk_position="last",
+            usage_metadata=self.usage,
+            response_metadata=self.response_metadata,
+        )
+        text = [ChatGenerationChunk(message=AIMessageChunk(content=self.text))] if self.text else []
+        return [*text, ChatGenerationChunk(message=last)]
+
+    def message(self, shown: str) -> AIMessage:
+        """The whole answer as one message, ``shown`` being the text already streamed."""
+        return AIMessage(
+            content=shown + self.text,
+            tool_calls=self.tool_calls,
+            invalid_tool_calls=self.invalid_tool_calls,
+            usage_metadata=self.usage,
+            response_metadata=self.response_metadata,
+        )
+
+
 @dataclass
 class _Answer:
-    """One call's answer as it is built from transport events."""
+    """One attempt's answer as it is built from transport events.
 
+    Site text goes through the tool-call filter (what may be shown before the reply is
+    parsed) and then the stop / max_tokens shaper; at the end the whole reply is parsed.
+    """
+
+    setup: _Setup
     prompt: str
-    model_name: str
     shaper: TextShaper
+    filter: ReplyFilter | None
     site_finish_reason: str = "stop"
-    chars: int = 0
+    raw: list[str] = field(default_factory=list)
+    filtered: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -69,30 +179,56 @@ class _Answer:
         if isinstance(event, StreamEnd):
             self.site_finish_reason = event.finish_reason
             return None
-        return self._chunk(self.shaper.feed(event.text))
+        text = event.text
+        if self.filter is not None:
+            self.raw.append(text)
+            text = self.filter.feed(text)
+            self.filtered.append(text)
+        shown = self.shaper.feed(text)
+        if not shown:
+            return None
+        self.shown.append(shown)
+        return ChatGenerationChunk(message=AIMessageChunk(content=shown))
 
-    def finish(self) -> list[ChatGenerationChunk]:
-        """The last chunks: held-back text, then the one chunk with all metadata."""
-        chunks = [chunk for chunk in [self._chunk(self.shaper.flush())] if chunk is not None]
-        finish_reason = self.shaper.finish_reason or self.site_finish_reason
-        last = AIMessageChunk(
-            content="",
-            chunk_position="last",
-            usage_metadata=estimate_usage(self.prompt, self.chars),
+    def reply_text(self) -> str:
+        """Everything the site answered (when replies are parsed)."""
+        return "".join(self.raw)
+
+    def finish(self) -> _Final:
+        """Parse the reply and produce the last text, tool calls and metadata."""
+        setup = self.setup
+        if self.filter is None:
+            parsed, rest = ParsedReply(""), ""
+        else:
+            text, filtered = self.reply_text(), "".join(self.filtered)
+            if setup.tool_names is not None:
+                parsed = parse_reply(text, setup.tool_names)
+            else:
+                parsed = ParsedReply(text.strip())
+            if setup.json_only and not parsed.tool_calls:
+                parsed.content = json_answer(parsed.content)
+            # What was shown is a prefix of the content; the rest goes out now.
+            rest = parsed.content[len(filtered) :] if parsed.content.startswith(filtered) else ""
+        tail = self.shaper.feed(rest) + self.shaper.flush()
+        calls = parsed.tool_calls
+        finish_reason = (
+            "tool_calls" if calls else self.shaper.finish_reason or self.site_finish_reason
+        )
+        output_chars = sum(map(len, self.shown)) + len(tail)
+        output_chars += sum(len(json.dumps(call["args"], ensure_ascii=False)) for call in calls)
+        return _Final(
+            text=tail,
+            tool_calls=calls,
+            invalid_tool_calls=parsed.invalid_tool_calls,
             response_metadata={
-                "model_name": self.model_name,
+                "model_name": setup.model_name,
                 "model_provider": PROVIDER,
                 "finish_reason": finish_reason,
                 "usage_is_estimate": True,
             },
+            usage=estimate_usage(self.prompt, output_chars),
+            retry=setup.choice.forces_call and not calls,
         )
-        return [*chunks, ChatGenerationChunk(message=last)]
-
-    def _chunk(self, text: str) -> ChatGenerationChunk | None:
-        if not text:
-            return None
-        self.chars += len(text)
-        return ChatGenerationChunk(message=AIMessageChunk(content=text))
 
 
 class ChatChatGptEs(BaseChatModel):
@@ -285,7 +421,9 @@ class ChatChatGptEs(BaseChatModel):
             pdf_inputs=False,
             audio_inputs=False,
             video_inputs=False,
-            tool_calling=False,
+            tool_calling=True,
+            tool_choice=True,
+            tool_call_streaming=False,
             structured_output=False,
         )
 
@@ -351,18 +489,169 @@ class ChatChatGptEs(BaseChatModel):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    # --- tools and structured output ------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; calls are emulated through the prompt (the site has no native tools).
+
+        Args:
+            tools: Anything ``convert_to_openai_tool`` accepts (``BaseTool``, functions,
+                pydantic classes, TypedDicts, JSON-schema dicts, ``Runnable.as_tool``).
+            tool_choice: ``None``/``"auto"`` (may call), ``"any"``/``"required"``/``True``
+                (must call one), a tool name or ``{"type": "function", "function":
+                {"name": ...}}`` (must call that one), ``"none"`` (tools left out).
+            **kwargs: Passed on to ``bind`` (e.g. ``response_format``, ``strict``).
+
+        Raises:
+            InvalidInputError: An unknown ``tool_choice``.
+        """
+        formatted = [convert_to_openai_tool(tool, strict=kwargs.get("strict")) for tool in tools]
+        tool_choice_of(tool_choice, [tool["function"]["name"] for tool in formatted])
+        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers shaped by a schema (pydantic v2 or v1, TypedDict or JSON schema).
+
+        Args:
+            schema: The output schema.
+            method: ``function_calling`` (a forced call of a tool named after the schema),
+                ``json_schema`` (the schema and a "reply with only this JSON" rule in the
+                prompt) or ``json_mode`` ("reply with a JSON object"; describe the shape in
+                your prompt).
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of raising.
+            strict: Accepted for compatibility; the site cannot enforce a schema.
+            **kwargs: Not supported; raises.
+
+        Raises:
+            InvalidInputError: No schema, an unknown method or unknown arguments.
+        """
+        if schema is None:
+            raise InvalidInputError("with_structured_output needs a schema.")
+        if method == "function_calling":
+            return super().with_structured_output(
+                schema, include_raw=include_raw, method=method, strict=strict, **kwargs
+            )
+        if method not in ("json_schema", "json_mode") or kwargs:
+            raise InvalidInputError(
+                f"Unsupported method {method!r} or arguments {sorted(kwargs)}: use "
+                "method='function_calling', 'json_schema' or 'json_mode'."
+            )
+        json_schema = convert_to_json_schema(schema)
+        response_format: dict[str, Any] = (
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": json_schema.get("title", "response"),
+                    "schema": json_schema,
+                    "strict": strict,
+                },
+            }
+            if method == "json_schema"
+            else {"type": "json_object"}
+        )
+        llm = self.bind(
+            response_format=response_format,
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": json_schema,
+            },
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema)
+            if isinstance(schema, type) and is_basemodel_subclass(schema)
+            else JsonOutputParser()
+        )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        ).with_fallbacks(
+            [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
+        )
+        return RunnableMap(raw=llm) | parsed
+
     # --- calls ----------------------------------------------------------------------------
 
-    def _start(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> _Answer:
-        model_name = _check_model(kwargs.get("model", self.model_name))
-        max_tokens = kwargs.get("max_tokens", self.max_tokens)
-        return _Answer(
-            prompt=build_message(messages),
-            model_name=model_name,
-            shaper=TextShaper(stop if stop is not None else self.stop, max_tokens),
+    def _setup(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> _Setup:
+        tools = kwargs.get("tools") or []
+        names = [tool["function"]["name"] for tool in tools]
+        choice = tool_choice_of(kwargs.get("tool_choice"), names) if tools else ToolChoice()
+        response_format = kwargs.get("response_format")
+        return _Setup(
+            model_name=_check_model(kwargs.get("model", self.model_name)),
+            stop=stop if stop is not None else self.stop,
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            tool_names=tuple(names) if tools and choice.mode != "none" else None,
+            choice=choice,
+            json_only=response_format is not None,
+            instructions=render_instructions(tools, choice, response_format),
         )
+
+    def _attempts(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[ChatGenerationChunk | _Final]:
+        """Chunks as they come, then the :class:`_Final`; re-asks for a required tool call."""
+        setup = self._setup(stop, kwargs)
+        conversation = messages
+        for attempt in range(self.max_retries + 1):
+            answer = setup.answer(conversation)
+            transport = self._get_transport()
+            with closing(transport.stream(answer.prompt, self._client_id)) as events:
+                for event in events:
+                    chunk = answer.take(event)
+                    if chunk is not None:
+                        yield chunk
+                    if answer.done:
+                        break  # a stop sequence or max_tokens ended it: drop the rest
+            final = answer.finish()
+            if not final.retry or attempt == self.max_retries:
+                yield final
+                return
+            conversation = [
+                *messages,
+                AIMessage(answer.reply_text()),
+                HumanMessage(correction(setup.choice)),
+            ]
+
+    async def _aattempts(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncIterator[ChatGenerationChunk | _Final]:
+        """Async :meth:`_attempts`."""
+        setup = self._setup(stop, kwargs)
+        conversation = messages
+        for attempt in range(self.max_retries + 1):
+            answer = setup.answer(conversation)
+            transport = self._get_transport()
+            async with aclosing(transport.astream(answer.prompt, self._client_id)) as events:
+                async for event in events:
+                    chunk = answer.take(event)
+                    if chunk is not None:
+                        yield chunk
+                    if answer.done:
+                        break
+            final = answer.finish()
+            if not final.retry or attempt == self.max_retries:
+                yield final
+                return
+            conversation = [
+                *messages,
+                AIMessage(answer.reply_text()),
+                HumanMessage(correction(setup.choice)),
+            ]
 
     def _generate(
         self,
@@ -371,9 +660,16 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        # One path for every call; tokens reach callbacks only when streaming was asked for.
-        manager = run_manager if self.streaming else None
-        return generate_from_stream(self._stream(messages, stop, manager, **kwargs))
+        shown: list[str] = []
+        for item in self._attempts(messages, stop, kwargs):
+            if isinstance(item, _Final):
+                return ChatResult(
+                    generations=[ChatGeneration(message=item.message("".join(shown)))]
+                )
+            shown.append(item.text)
+            if run_manager and self.streaming:  # tokens reach callbacks when streaming was asked
+                run_manager.on_llm_new_token(item.text, chunk=item)
+        raise AssertionError("unreachable: _attempts always ends with a _Final")
 
     async def _agenerate(
         self,
@@ -382,9 +678,16 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        manager = run_manager if self.streaming else None
-        chunks = [chunk async for chunk in self._astream(messages, stop, manager, **kwargs)]
-        return generate_from_stream(iter(chunks))
+        shown: list[str] = []
+        async for item in self._aattempts(messages, stop, kwargs):
+            if isinstance(item, _Final):
+                return ChatResult(
+                    generations=[ChatGeneration(message=item.message("".join(shown)))]
+                )
+            shown.append(item.text)
+            if run_manager and self.streaming:
+                await run_manager.on_llm_new_token(item.text, chunk=item)
+        raise AssertionError("unreachable: _aattempts always ends with a _Final")
 
     def _stream(
         self,
@@ -393,20 +696,11 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        answer = self._start(messages, stop, kwargs)
-        with closing(self._get_transport().stream(answer.prompt, self._client_id)) as events:
-            for event in events:
-                chunk = answer.take(event)
-                if chunk is not None:
-                    if run_manager:
-                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if answer.done:
-                    break  # a stop sequence or max_tokens ended it: drop the rest
-        for chunk in answer.finish():
-            if run_manager and chunk.text:
-                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        for item in self._attempts(messages, stop, kwargs):
+            for chunk in item.chunks() if isinstance(item, _Final) else [item]:
+                if run_manager and chunk.text:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
 
     async def _astream(
         self,
@@ -415,18 +709,8 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        answer = self._start(messages, stop, kwargs)
-        transport = self._get_transport()
-        async with aclosing(transport.astream(answer.prompt, self._client_id)) as events:
-            async for event in events:
-                chunk = answer.take(event)
-                if chunk is not None:
-                    if run_manager:
-                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                    yield chunk
-                if answer.done:
-                    break
-        for chunk in answer.finish():
-            if run_manager and chunk.text:
-                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-            yield chunk
+        async for item in self._aattempts(messages, stop, kwargs):
+            for chunk in item.chunks() if isinstance(item, _Final) else [item]:
+                if run_manager and chunk.text:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk

@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from langchain_chatgptes.emulator._server import Emulator, RecordedRequest
+from langchain_chatgptes.emulator._tool_model import CallStyle, ToolModelResponder
 from langchain_chatgptes.emulator.responders import (
     ChatRequest,
     EchoResponder,
@@ -31,6 +32,7 @@ from langchain_chatgptes.emulator.responders import (
 )
 
 __all__ = [
+    "CallStyle",
     "ChatRequest",
     "EchoResponder",
     "Emulator",
@@ -38,4 +40,5 @@ __all__ = [
     "Reply",
     "Responder",
     "ScriptedResponder",
+    "ToolModelResponder",
 ]

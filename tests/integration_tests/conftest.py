@@ -16,13 +16,16 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 
 from langchain_chatgptes import ChatChatGptEs
 from langchain_chatgptes._transport import SITE_CACHE
-from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.emulator import Emulator, ToolModelResponder
 
 
 @functools.cache
 def shared_emulator(stream: bool) -> Emulator:
-    """One emulator per reply mode for the whole run (the standard suites' properties)."""
-    emulator = Emulator(stream=stream).start()
+    """One emulator per reply mode for the whole run (the standard suites' properties).
+
+    Its model follows the tool prompt, so the suites' tool and structured-output tests run.
+    """
+    emulator = Emulator(stream=stream, responder=ToolModelResponder()).start()
     atexit.register(emulator.stop)
     return emulator
 

@@ -1,8 +1,8 @@
 """The langchain-tests standard integration suite, against the local emulator.
 
 Run twice: once against a site that answers JSON, once against one that streams events.
-Tool calling and structured output are off until the model binds tools (the suite skips
-them through its capability properties).
+The emulator's model follows the tool prompt, so every tool-calling and structured-output
+test runs (``has_tool_calling`` and ``has_tool_choice`` come from ``bind_tools``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class TestChatChatGptEsJsonSite(ChatModelIntegrationTests):
     @property
     def model_override_value(self) -> str:
         return "gpt-4o-mini"
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
 
 class TestChatChatGptEsStreamingSite(TestChatChatGptEsJsonSite):

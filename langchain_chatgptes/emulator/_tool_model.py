@@ -1,0 +1,155 @@
+"""A stand-in model that follows langchain-chatgptes' tool-calling prompt, for tests.
+
+It reads what the client put into the ``message`` field: the ``<tools>`` listing, the tool
+rule, a ``<response_schema>`` (or the plain JSON rule), and the conversation's last turn.
+Deterministic and simple: it calls the tool the user's words point at (or the one it must
+call), fills the arguments from numbers and quoted text in the user's words, and otherwise
+answers in text, or with JSON built from the response schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_chatgptes.emulator.responders import ChatRequest, Reply
+
+CallStyle = Literal["tags", "tool_calls_json", "fenced", "lone", "string_arguments"]
+
+_TOOLS = re.compile(r"<tools>\n(.*?)\n</tools>", re.S)
+_SCHEMA = re.compile(r"<response_schema>\n(.*?)\n</response_schema>", re.S)
+_NAMED = re.compile(r'You MUST call the tool "([^"]+)"')
+_TURN = re.compile(r"^(User|Tool result(?: error)?)(?: \([^)\n]*\))?: ", re.M)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_QUOTED = re.compile(r"['\"“‘「«]([^'\"”’」»]+)['\"”’」»]")
+_PLACE = re.compile(r"\bin ([^?.!]+)")
+_CALLED = re.compile(r'<tool_call>\{"id": "[^"]*", "name": "([^"]+)"')  # calls in the history
+
+
+def _example(schema: Any, text: str, defs: dict[str, Any], numbers: list[str]) -> Any:
+    """A value that fits ``schema``, taken from ``text`` where it can be."""
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema:
+        return _example(defs.get(schema["$ref"].rsplit("/", 1)[-1]), text, defs, numbers)
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [s for s in schema.get(key, []) if s.get("type") != "null"]
+        if options:
+            return _example(options[0], text, defs, numbers)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        names = schema.get("required") or list(properties)
+        return {name: _example(properties[name], text, defs, numbers) for name in names}
+    if kind in ("integer", "number"):
+        value = float(numbers.pop(0)) if numbers else 1
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return [_example(schema.get("items", {}), text, defs, numbers)]
+    quoted = _QUOTED.search(text)
+    place = _PLACE.search(text)
+    return quoted.group(1) if quoted else place.group(1).strip() if place else text
+
+
+@dataclass
+class ToolModelResponder:
+    """Answers like a cooperative model that understands the client's tool prompt.
+
+    Attributes:
+        style: How calls are written: ``tags`` (``<tool_call>`` blocks), ``tool_calls_json``
+            (``{"tool_calls": [...]}``), ``fenced`` (a ```json fenced lone call), ``lone``
+            (a bare ``{"name", "parameters"}``), ``string_arguments`` (arguments as a JSON
+            string inside a tag).
+        preamble: Text written before the calls (to see text stream before a call).
+        malformed_first: How many replies to get wrong first, alternating between plain
+            text without the required call and an undecodable ``<tool_call>`` block.
+        fence_json: Wrap JSON answers in a ```json fence, as chatty models do.
+    """
+
+    style: CallStyle = "tags"
+    preamble: str = ""
+    malformed_first: int = 0
+    fence_json: bool = False
+
+    def __post_init__(self) -> None:
+        self._mistakes = 0
+
+    def __call__(self, request: ChatRequest) -> Reply | str:
+        """Read the prompt and answer as described in the class docstring."""
+        message = request.message
+        tools = json.loads(match.group(1)) if (match := _TOOLS.search(message)) else []
+        schema = json.loads(match.group(1)) if (match := _SCHEMA.search(message)) else None
+        turns = list(_TURN.finditer(message))
+        last = turns[-1] if turns else None
+        turn = message[last.end() :] if last else message
+        turn = turn.removesuffix("Assistant:").strip()
+        after_tool = last is not None and last.group(1).startswith("Tool result")
+        forced = _NAMED.search(message)
+        must_call = bool(forced) or "You MUST call at least one tool" in message
+        if tools and (must_call or not after_tool):
+            called = set(_CALLED.findall(message))
+            tool = self._pick(tools, turn, forced.group(1) if forced else None, must_call, called)
+            if after_tool and not forced:  # e.g. the structured-answer tool after a result
+                tool = next((t for t in tools if t["name"] not in called), tools[0])
+            if tool is not None:
+                if self._mistakes < self.malformed_first:
+                    self._mistakes += 1
+                    if self._mistakes % 2:
+                        return "I am not sure which tool to use."
+                    return f"<tool_call>I would call {tool['name']} now</tool_call>"
+                parameters = tool.get("parameters", {})
+                defs = parameters.get("$defs", {})
+                args = _example(parameters, turn, defs, _NUMBER.findall(turn)) or {}
+                return self.preamble + self._call(tool["name"], args)
+        if schema is None and "reply with only a valid JSON object" in message:
+            # JSON mode: the user's words name the keys ("... with 'setup' and 'punchline' keys").
+            keys = _QUOTED.findall(turn) or ["answer"]
+            schema = {"type": "object", "properties": {key: {"type": "string"} for key in keys}}
+        if schema is not None:
+            value = _example(schema, turn, schema.get("$defs", {}), _NUMBER.findall(turn))
+            answer = json.dumps(value, ensure_ascii=False)
+            return f"```json\n{answer}\n```" if self.fence_json else answer
+        if after_tool:
+            return f"The tool says: {turn}"
+        return f"This answer comes from the local chatgpt.es emulator. You wrote: {turn}"
+
+    @staticmethod
+    def _pick(
+        tools: list[dict[str, Any]],
+        turn: str,
+        forced: str | None,
+        must_call: bool,
+        called: set[str],
+    ) -> dict[str, Any] | None:
+        by_name = {tool["name"]: tool for tool in tools}
+        if forced in by_name:
+            return by_name[forced]
+        lowered = turn.lower()
+        for tool in tools:
+            words = [w for w in re.split(r"[_\W]+", tool["name"].lower()) if len(w) > 3]
+            if tool["name"].lower() in lowered or any(word in lowered for word in words):
+                return tool
+        if must_call or "tool" in lowered:
+            return next((t for t in tools if t["name"] not in called), tools[0])
+        return None
+
+    def _call(self, name: str, args: dict[str, Any]) -> str:
+        call = {"name": name, "arguments": args}
+        dumps = json.dumps
+        if self.style == "tool_calls_json":
+            return dumps({"tool_calls": [call]}, ensure_ascii=False)
+        if self.style == "fenced":
+            return f"```json\n{dumps(call, ensure_ascii=False)}\n```"
+        if self.style == "lone":
+            return dumps({"name": name, "parameters": args}, ensure_ascii=False)
+        if self.style == "string_arguments":
+            call["arguments"] = dumps(args, ensure_ascii=False)
+        return f"<tool_call>{dumps(call, ensure_ascii=False)}</tool_call>"
