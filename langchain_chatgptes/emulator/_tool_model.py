@@ -23,7 +23,7 @@ _SCHEMA = re.compile(r"<response_schema>\n(.*?)\n</response_schema>", re.S)
 _NAMED = re.compile(r'You MUST call the tool "([^"]+)"')
 _TURN = re.compile(r"^(User|Tool result(?: error)?)(?: \([^)\n]*\))?: ", re.M)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_QUOTED = re.compile(r"['\"“‘「«]([^'\"”’」»]+)['\"”’」»]")
+_QUOTED = re.compile(r"['\"“‘「«]([^'\"”’」»]+)['\"”’」»]")  # noqa: RUF001 (typographic quotes are meant)
 _PLACE = re.compile(r"\bin ([^?.!]+)")
 _CALLED = re.compile(r'<tool_call>\{"id": "[^"]*", "name": "([^"]+)"')  # calls in the history
 
