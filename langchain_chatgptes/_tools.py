@@ -23,7 +23,7 @@ from langchain_chatgptes.errors import InvalidInputError
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
-_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.S)
+_SPACE = re.compile(r"\s*")
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)(?:```|\Z)", re.S)
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 
@@ -158,13 +158,41 @@ def _build(raw: str, obj: Any, tool_names: Collection[str], parsed: ParsedReply)
         parsed.tool_calls.append(tool_call(name=name, args=args, id=_new_id()))
 
 
+def _blocks(text: str) -> list[tuple[int, int, str, Any]]:
+    """The ``<tool_call>`` blocks of a reply: (start, end, raw JSON text, decoded value).
+
+    The JSON is read from the tag on, so a ``</tool_call>`` inside a JSON string does not
+    end the block; an undecodable body ends at the closing tag (or the end of the reply).
+    """
+    blocks = []
+    decoder = json.JSONDecoder()
+    start = text.find(TOOL_CALL_OPEN)
+    while start != -1:
+        body = _SPACE.match(text, start + len(TOOL_CALL_OPEN)).end()  # type: ignore[union-attr]
+        try:
+            value, stop = decoder.raw_decode(text, body)
+            raw = text[body:stop]
+        except (ValueError, RecursionError):
+            stop = body
+            close = text.find(TOOL_CALL_CLOSE, body)
+            raw = text[body : close if close != -1 else len(text)]
+            value = _decode(raw)
+        close = text.find(TOOL_CALL_CLOSE, stop)
+        end = len(text) if close == -1 else close + len(TOOL_CALL_CLOSE)
+        blocks.append((start, end, raw, value))
+        start = text.find(TOOL_CALL_OPEN, end)
+    return blocks
+
+
 def _parse(text: str, tool_names: Collection[str]) -> ParsedReply:
-    blocks = list(_BLOCK.finditer(text))
+    blocks = _blocks(text)
     if blocks:
-        parsed = ParsedReply(_BLOCK.sub("", text).strip())
-        for block in blocks:
-            raw = block.group(1)
-            obj = _decode(raw)
+        kept, previous_end = [], 0
+        for start, end, _, _ in blocks:
+            kept.append(text[previous_end:start])
+            previous_end = end
+        parsed = ParsedReply(("".join(kept) + text[previous_end:]).strip())
+        for _, _, raw, obj in blocks:
             calls = _call_objects(obj)
             for item in calls if calls is not None else [obj]:
                 _build(raw, item, tool_names, parsed)

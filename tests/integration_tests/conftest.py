@@ -7,12 +7,15 @@ import atexit
 import functools
 import operator
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.runnables import Runnable
 
 from langchain_chatgptes import ChatChatGptEs
 from langchain_chatgptes._transport import SITE_CACHE
@@ -34,8 +37,10 @@ PATHS = ["invoke", "ainvoke", "stream", "astream"]
 """The four ways to call a model; tests take ``path`` from this list and use :func:`call`."""
 
 
-async def call(model: ChatChatGptEs, path: str, prompt: str = "x") -> AIMessage | AIMessageChunk:
-    """Call ``model`` one way and return the answer (summed chunks for the stream paths)."""
+async def call(
+    model: Runnable[LanguageModelInput, Any], path: str, prompt: str = "x"
+) -> AIMessage | AIMessageChunk:
+    """Call ``model`` (or a binding of it) one way; the stream paths return summed chunks."""
     if path == "invoke":
         return model.invoke(prompt)
     if path == "ainvoke":
@@ -45,9 +50,11 @@ async def call(model: ChatChatGptEs, path: str, prompt: str = "x") -> AIMessage 
     return summed([chunk async for chunk in model.astream(prompt)])
 
 
-def summed(chunks: list[AIMessageChunk]) -> AIMessageChunk:
+def summed(chunks: Sequence[Any]) -> AIMessageChunk:
     """The message a list of streamed chunks adds up to."""
-    return functools.reduce(operator.add, chunks)
+    total = functools.reduce(operator.add, chunks)
+    assert isinstance(total, AIMessageChunk)
+    return total
 
 
 @pytest.fixture(autouse=True)
