@@ -237,7 +237,8 @@ class ChatChatGptEs(BaseChatModel):
     Unofficial: the site is a third party that may change, rate-limit or block clients at
     any time. It chooses the model that answers, takes no temperature, stop sequences or
     token limit (stop and ``max_tokens`` are applied on the client side) and reports no
-    token counts (``usage_metadata`` is an estimate). Text only.
+    token counts (``usage_metadata`` is an estimate). Text only. Tool calling and structured
+    output are emulated through the prompt.
 
     Setup:
         ```bash
@@ -280,6 +281,31 @@ class ChatChatGptEs(BaseChatModel):
         async for chunk in model.astream("Hello"):
             ...
         await model.abatch(["Hello", "Hi"])
+        ```
+
+    Tool calling:
+        ```python
+        from langchain_core.tools import tool
+
+        @tool
+        def get_weather(city: str) -> str:
+            '''Get the current weather in a city.'''
+            return f"It is sunny in {city}."
+
+        model.bind_tools([get_weather]).invoke("Weather in Madrid?").tool_calls
+        # [{"name": "get_weather", "args": {"city": "Madrid"}, "id": "call_...", ...}]
+        ```
+
+    Structured output:
+        ```python
+        from pydantic import BaseModel
+
+        class Joke(BaseModel):
+            setup: str
+            punchline: str
+
+        model.with_structured_output(Joke).invoke("Tell me a joke about cats")
+        model.with_structured_output(Joke, method="json_schema").invoke("A cat joke")
         ```
 
     Token usage:
