@@ -194,6 +194,11 @@ class _Answer:
         """Everything the site answered (when replies are parsed)."""
         return "".join(self.raw)
 
+    def follow_up(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """The conversation that asks again for the tool call this answer lacked."""
+        correct = HumanMessage(correction(self.setup.choice))
+        return [*messages, AIMessage(self.reply_text()), correct]
+
     def finish(self) -> _Final:
         """Parse the reply and produce the last text, tool calls and metadata."""
         setup = self.setup
@@ -647,11 +652,7 @@ class ChatChatGptEs(BaseChatModel):
             if not final.retry or attempt == self.max_retries:
                 yield final
                 return
-            conversation = [
-                *messages,
-                AIMessage(answer.reply_text()),
-                HumanMessage(correction(setup.choice)),
-            ]
+            conversation = answer.follow_up(messages)
 
     async def _aattempts(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -673,11 +674,7 @@ class ChatChatGptEs(BaseChatModel):
             if not final.retry or attempt == self.max_retries:
                 yield final
                 return
-            conversation = [
-                *messages,
-                AIMessage(answer.reply_text()),
-                HumanMessage(correction(setup.choice)),
-            ]
+            conversation = answer.follow_up(messages)
 
     def _generate(
         self,
