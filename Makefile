@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help demo test test-live lint format clean
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+.PHONY: help demo test test-live bench lint format clean
 
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
 	@echo "make test       run every test offline (unit, emulator, integration, notebooks)"
 	@echo "make test-live  also run the tests against the real https://chatgpt.es"
+	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
 	@echo "make lint       ruff and mypy"
 	@echo "make format     ruff format and import sorting"
 
@@ -22,19 +26,33 @@ demo: $(VENV)/.installed-emulator
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --benchmark-disable
 
 test-live: $(VENV)/.installed-test
 	CHATGPTES_LIVE=1 $(PY) -m pytest tests/integration_tests/test_live.py
 
+# The benchmark has its own environment; g4f (the seed implementations) goes into --target
+# folders on PYTHONPATH of their own client processes only, never into an environment.
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q -e ".[bench]"
+	$(BENCH_PY) -m pip install -q --upgrade --target .bench/g4f-0.5.2.0 "g4f==0.5.2.0"
+	$(BENCH_PY) -m pip install -q --upgrade --target .bench/g4f-0.4.8.0 "g4f==0.4.8.0" "aiohttp==3.11.11"
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) benchmarks/bench.py
+	$(BENCH_PY) -m pytest tests/benchmarks --benchmark-only --benchmark-columns=min,median,iqr,ops
+
 lint: $(VENV)/.installed-lint $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy langchain_chatgptes tests examples
+	$(PY) -m mypy langchain_chatgptes tests examples benchmarks
 
 format: $(VENV)/.installed-lint
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --select I --fix .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .bench build dist *.egg-info .mypy_cache .ruff_cache

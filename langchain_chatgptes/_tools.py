@@ -15,7 +15,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import json_repair
 from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 
@@ -97,6 +96,8 @@ def _decode(text: str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
+        import json_repair  # imported when first needed: it costs ~8 ms at import time
+
         try:
             return json_repair.loads(text)
         except Exception:  # the repair helper's own failures: treat as undecodable

@@ -18,7 +18,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
 from contextlib import aclosing, closing
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -54,9 +54,6 @@ T = TypeVar("T")
 SITE_CACHE_TTL = 2 * 3600.0
 """Seconds a page's nonce is reused: well inside WordPress' 12-hour minimum nonce life."""
 
-MAX_CONNECTIONS = 10
-"""Transfers at once per model and event loop (curl_cffi's handle pool)."""
-
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 8.0
 _RETRY_AFTER_CAP = 30.0
@@ -84,6 +81,7 @@ class TransportConfig:
             for the reply headers and for each silence between chunks. ``None``: no limit.
         max_retries: Retries after transport errors, HTTP 429 and 5xx.
         verify: Verify TLS certificates.
+        max_concurrency: Async transfers at once per event loop (curl handles in the pool).
     """
 
     base_url: str
@@ -92,6 +90,7 @@ class TransportConfig:
     timeout: float | None = 60.0
     max_retries: int = 2
     verify: bool = True
+    max_concurrency: int = 16
 
 
 class _PerLoop(Generic[T]):
@@ -229,6 +228,10 @@ class _Attempts:
         return isinstance(exc, HTTPStatusError) and (exc.status_code or 0) >= 500
 
 
+def _cancel(future: asyncio.Future[Any]) -> None:
+    future.cancel()
+
+
 class Transport:
     """Sends prompts to one site and returns events; see the module docstring."""
 
@@ -245,14 +248,15 @@ class Transport:
         }
         self._session: Session[Response] | None = None
         self._async_sessions: _PerLoop[AsyncSession[Response]] = _PerLoop(
-            lambda: AsyncSession(max_clients=MAX_CONNECTIONS, **self._session_kwargs())
+            lambda: AsyncSession(max_clients=config.max_concurrency, **self._session_kwargs())
         )
         # Every async transfer holds a slot, even one abandoned at its time limit until it is
         # aborted; a request that got a slot therefore gets a curl handle at once and is sent
         # at once, and the wait for a slot can be given up without side effects.
         self._slots: _PerLoop[asyncio.Semaphore] = _PerLoop(
-            lambda: asyncio.Semaphore(MAX_CONNECTIONS)
+            lambda: asyncio.Semaphore(config.max_concurrency)
         )
+        self._start_gate: _PerLoop[asyncio.Lock] = _PerLoop(asyncio.Lock)
         self._lock = threading.Lock()
         self._cleanups: set[asyncio.Future[None]] = set()
 
@@ -411,14 +415,40 @@ class Transport:
             raise self._transport_error(exc, f"POST {self._ajax_url}") from exc
         return decode_reply(resp.status_code, self._headers(resp), resp.content)
 
+    async def _started(
+        self,
+        request: Callable[[], Coroutine[Any, Any, Response]],
+        abandon: Callable[[asyncio.Future[Response]], None],
+    ) -> asyncio.Future[Response]:
+        """Start a request alone in its event-loop iteration; return its future.
+
+        curl_cffi does the costly part of a request (handle set-up, impersonation options,
+        the first socket action) synchronously. Started one per iteration, many concurrent
+        calls do not stall the loop all at once. ``abandon`` gets the future if the caller
+        is cancelled before it could wait for it.
+        """
+        async with self._start_gate.get():
+            future = asyncio.ensure_future(request())
+            try:
+                await asyncio.sleep(0)  # the request's synchronous start runs here
+                await asyncio.sleep(0)  # and curl's first timer callback
+            except BaseException:
+                abandon(future)
+                raise
+        return future
+
     async def _apost(self, form: Mapping[str, str]) -> str:
         session = self._async_sessions.get()
         try:
             # The limit covers the wait for a slot; cancelling a plain request frees its handle.
             async with asyncio.timeout(self.config.timeout), self._slots.get():
-                resp = await session.post(
-                    self._ajax_url, data=dict(form), headers=self._post_headers
+                request = await self._started(
+                    lambda: session.post(
+                        self._ajax_url, data=dict(form), headers=self._post_headers
+                    ),
+                    abandon=_cancel,
                 )
+                resp = await request  # cancelling this also cancels the request
         except (CurlError, TimeoutError) as exc:
             raise self._transport_error(exc, f"POST {self._ajax_url}") from exc
         return decode_reply(resp.status_code, self._headers(resp), resp.content)
@@ -477,12 +507,14 @@ class Transport:
                 await slots.acquire()
         except TimeoutError as exc:
             raise self._transport_error(exc, "waiting for a free connection") from exc
-        request = asyncio.ensure_future(
-            self._async_sessions.get().request(
-                "POST", self._ajax_url, data=dict(form), headers=self._post_headers, stream=True
-            )
-        )
+        session = self._async_sessions.get()
         abort_later = functools.partial(self._abort_when_answered, slots)
+        request = await self._started(
+            lambda: session.request(
+                "POST", self._ajax_url, data=dict(form), headers=self._post_headers, stream=True
+            ),
+            abandon=lambda future: future.add_done_callback(abort_later),
+        )
         remaining = None if limit is None else max(0.0, limit - (loop.time() - started))
         try:
             done, _ = await asyncio.wait({request}, timeout=remaining)

@@ -165,9 +165,9 @@ class _Answer:
     shaper: TextShaper
     filter: ReplyFilter | None
     site_finish_reason: str = "stop"
-    raw: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)  # kept only when replies are parsed
     filtered: list[str] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)
+    shown_chars: int = 0  # the text itself is the caller's: a long stream is not kept here
 
     @property
     def done(self) -> bool:
@@ -187,7 +187,7 @@ class _Answer:
         shown = self.shaper.feed(text)
         if not shown:
             return None
-        self.shown.append(shown)
+        self.shown_chars += len(shown)
         return ChatGenerationChunk(message=AIMessageChunk(content=shown))
 
     def reply_text(self) -> str:
@@ -219,7 +219,7 @@ class _Answer:
         finish_reason = (
             "tool_calls" if calls else self.shaper.finish_reason or self.site_finish_reason
         )
-        output_chars = sum(map(len, self.shown)) + len(tail)
+        output_chars = self.shown_chars + len(tail)
         output_chars += sum(len(json.dumps(call["args"], ensure_ascii=False)) for call in calls)
         return _Final(
             text=tail,
@@ -354,6 +354,8 @@ class ChatChatGptEs(BaseChatModel):
     """Truncate answers at this many estimated tokens (client side, ``finish_reason="length"``)."""
     verify: bool = True
     """Verify TLS certificates (turn off only for a site you trust on a network you trust)."""
+    max_concurrency: int = 16
+    """Async requests in flight at once per event loop; more wait for a free slot."""
 
     _client_id: str = PrivateAttr(default_factory=lambda: secrets.token_hex(5))
     _transport: Transport | None = PrivateAttr(default=None)
@@ -401,6 +403,13 @@ class ChatChatGptEs(BaseChatModel):
     def _validate_max_retries(cls, value: int) -> int:
         if value < 0:
             raise ValueError("max_retries must be 0 or more")
+        return value
+
+    @field_validator("max_concurrency")
+    @classmethod
+    def _validate_max_concurrency(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("max_concurrency must be at least 1")
         return value
 
     @field_validator("max_tokens")
@@ -482,6 +491,7 @@ class ChatChatGptEs(BaseChatModel):
             timeout=self.timeout,
             max_retries=self.max_retries,
             verify=self.verify,
+            max_concurrency=self.max_concurrency,
         )
 
     def _get_transport(self) -> Transport:

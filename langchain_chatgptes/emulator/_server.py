@@ -124,6 +124,9 @@ class Emulator:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._usage: dict[str, int] = {}
+        # time.perf_counter() right after each event stream's first piece of answer text went
+        # to the socket, so a benchmark in another process can time the client's first chunk.
+        self.first_text_flushed: list[float] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -226,6 +229,7 @@ class Emulator:
         with self._lock:
             self._requests.clear()
             self._usage.clear()
+            self.first_text_flushed.clear()
 
     def now(self) -> float:
         """The emulator's time: ``clock()`` plus what :meth:`advance` added."""
@@ -399,6 +403,7 @@ class _Output:
     def __init__(self, emulator: Emulator, request: web.Request, headers: dict[str, str]) -> None:
         self._emulator, self._request, self._headers = emulator, request, headers
         self._stream: web.StreamResponse | None = None
+        self._flushed = False
 
     async def send(self, reply: Reply, *, last: bool = True) -> web.StreamResponse:
         """Send a reply; with ``last=False`` keep the stream open for more."""
@@ -430,6 +435,9 @@ class _Output:
                 await stream.write(event)
             except ConnectionResetError:  # the client went away (e.g. aborted the stream)
                 return stream
+            if not self._flushed and b'"content":"' in event and b'"content":""' not in event:
+                self._flushed = True
+                emu.first_text_flushed.append(time.perf_counter())
         if stream is None:
             raise RuntimeError(f"empty event stream for {reply!r}")
         if last:

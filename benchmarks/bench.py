@@ -1,0 +1,365 @@
+"""``make bench``: this package against g4f's ChatGptEs and a raw-POST floor, side by side.
+
+One emulator (in this process), every client in its own fresh process, every figure the
+median of repeated runs with its spread. Writes ``benchmarks/results.md``, ``.json`` and
+``.png``. The g4f versions come from ``--target`` installs under ``.bench/`` (see the
+Makefile); they are never dependencies of the package.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks"
+CLIENT_SCRIPT = OUT / "clients.py"
+G4F = {"seed-0.5.2": ROOT / ".bench/g4f-0.5.2.0", "seed-0.4.8": ROOT / ".bench/g4f-0.4.8.0"}
+NAMES = {
+    "chatgptes-sync": "chatgptes (sync)",
+    "chatgptes-async": "chatgptes (async)",
+    "seed-0.5.2": "g4f 0.5.2.0 ChatGptEs (seed)",
+    "seed-0.4.8": "g4f 0.4.8.0 ChatGptEs (aiohttp)",
+    "floor-sync": "floor: raw curl_cffi POST (sync)",
+    "floor-async": "floor: raw curl_cffi POST (async)",
+    "langchain-noop": "reference: langchain-core with a no-op async model (no HTTP)",
+}
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+BIG_CHARS = 10 * 1024 * 1024
+CONCURRENT = 64
+LATENCY = 0.2
+
+
+@dataclass
+class Row:
+    """One figure for one client: median and spread over repeats."""
+
+    metric: str
+    client: str
+    unit: str
+    values: list[float]
+    note: str = ""
+    ratio: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def cells(self) -> list[str]:
+        low, high = min(self.values), max(self.values)
+        spread = f"{_fmt(low, self.unit)} – {_fmt(high, self.unit)}" if len(self.values) > 1 else ""
+        return [
+            self.metric,
+            self.client,
+            _fmt(self.median, self.unit),
+            spread,
+            self.ratio,
+            self.note,
+        ]
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        print(" | ".join(row.cells()), flush=True)
+        return row
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value * 1000:.2f} ms"
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit == "MB":
+        return f"{value / 1e6:.1f} MB"
+    return f"{value:.2f}"
+
+
+def run(client: str, scenario: str, emulator: Emulator, **options: Any) -> dict[str, Any]:
+    """Run one client on one scenario in a fresh process and return its measurements."""
+    env = dict(os.environ)
+    if client in G4F:
+        env["PYTHONPATH"] = str(G4F[client])
+    command = [sys.executable, str(CLIENT_SCRIPT), "--client", client, "--scenario", scenario]
+    command += ["--base-url", emulator.base_url, "--nonce", emulator.current_nonce()]
+    command += ["--post-id", emulator.post_id]
+    for key, value in options.items():
+        command += [f"--{key}", str(value)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"{client} {scenario} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def repeat(times: int, measure: Callable[[], float]) -> list[float]:
+    """``measure`` called ``times`` times."""
+    return [measure() for _ in range(times)]
+
+
+def big_sse_body() -> bytes:
+    piece = ("lorem ipsum dolor sit amet " * 400)[:10_240]
+    event = "data: " + json.dumps({"choices": [{"delta": {"content": piece}}]}) + "\n\n"
+    return (event * (BIG_CHARS // len(piece)) + "data: [DONE]\n\n").encode()
+
+
+def requests_per_call(emulator: Emulator, results: Results) -> None:
+    for client in ("chatgptes-sync", "chatgptes-async", "seed-0.5.2", "seed-0.4.8", "floor-sync"):
+
+        def measure(client: str = client) -> float:
+            counts = []
+            for n in (2, 12):  # fresh processes: the difference is the steady state
+                emulator.clear()
+                run(client, "calls", emulator, n=n)
+                counts.append(len(emulator.requests))
+            return (counts[1] - counts[0]) / 10
+
+        results.add(
+            Row("HTTP requests per call (steady state)", NAMES[client], "", repeat(1, measure))
+        )
+
+
+def sequential(emulator: Emulator, results: Results) -> None:
+    for latency, n in ((0.0, 40), (0.05, 10)):
+        emulator.latency = latency
+        label = f"sequential latency per call at {int(latency * 1000)} ms"
+        rows: dict[str, Row] = {}
+        for client in [name for name in NAMES if name != "langchain-noop"]:
+            values = [run(client, "sequential", emulator, n=n)["per_call"] for _ in range(REPEATS)]
+            rows[client] = results.add(Row(label, NAMES[client], "ms", values))
+        for ours, floor in (("chatgptes-sync", "floor-sync"), ("chatgptes-async", "floor-async")):
+            overhead = rows[ours].median - rows[floor].median
+            rows[ours].ratio = f"{rows[ours].median / rows[floor].median:.2f}× floor"
+            rows[ours].note = f"overhead {overhead * 1000:+.2f} ms/call"
+        for seed in ("seed-0.5.2", "seed-0.4.8"):
+            rows[seed].ratio = f"{rows[seed].median / rows['chatgptes-async'].median:.2f}× ours"
+    emulator.latency = 0.0
+
+
+def concurrent(emulator: Emulator, results: Results) -> None:
+    emulator.latency = LATENCY
+    cases = [
+        ("chatgptes-async", CONCURRENT, "max_concurrency=64"),
+        ("chatgptes-async", 16, "max_concurrency=16 (default)"),
+        ("seed-0.5.2", CONCURRENT, ""),
+        ("seed-0.4.8", CONCURRENT, ""),
+        ("floor-async", CONCURRENT, "max_clients=64"),
+        ("langchain-noop", CONCURRENT, "sleeps 200 ms"),
+    ]
+    walls: dict[str, Row] = {}
+    for client, limit, note in cases:
+        repeats = REPEATS if not client.startswith("seed-0.5") else 3
+        runs = [
+            run(client, "concurrent", emulator, n=CONCURRENT, concurrency=limit, latency=LATENCY)
+            for _ in range(repeats)
+        ]
+        name = NAMES[client] + (f" [{note}]" if note else "")
+        ideal = LATENCY * math.ceil(CONCURRENT / limit)
+        wall = results.add(
+            Row(
+                f"{CONCURRENT} concurrent calls at 200 ms: wall time",
+                name,
+                "s",
+                [r["wall"] for r in runs],
+            )
+        )
+        wall.ratio = f"{wall.median / ideal:.2f}× ideal ({ideal:.1f} s)"
+        walls[name] = wall
+        results.add(
+            Row(
+                "longest event-loop stall during those calls",
+                name,
+                "ms",
+                [r["max_stall"] for r in runs],
+            )
+        )
+    ours = walls[NAMES["chatgptes-async"] + " [max_concurrency=64]"].median
+    seed = walls[NAMES["seed-0.5.2"]]
+    seed.note = f"ours is {seed.median / ours:.0f}× faster"
+    emulator.latency = 0.0
+
+
+def first_chunk(emulator: Emulator, results: Results) -> None:
+    emulator.stream = True
+    for client in ("chatgptes-sync", "chatgptes-async"):
+
+        def measure(client: str = client) -> float:
+            emulator.clear()
+            arrived = run(client, "first_chunk", emulator)["first_chunk_at"]
+            return float(arrived - emulator.first_text_flushed[-1])
+
+        results.add(
+            Row(
+                "first chunk after the emulator flushed it",
+                NAMES[client],
+                "ms",
+                repeat(REPEATS, measure),
+            )
+        )
+    for seed in ("seed-0.5.2", "seed-0.4.8"):
+        results.add(
+            Row(
+                "first chunk after the emulator flushed it",
+                NAMES[seed],
+                "",
+                [math.nan],
+                note="cannot read an event stream (expects JSON)",
+            )
+        )
+    emulator.stream = False
+
+
+def memory(emulator: Emulator, results: Results) -> None:
+    sse = big_sse_body()
+    whole = "x" * BIG_CHARS
+
+    def responder(request: ChatRequest) -> Reply | str:
+        if not request.message.endswith("big"):
+            return "small"
+        return Reply.raw(200, sse, "text/event-stream") if emulator.stream else whole
+
+    emulator.responder = responder
+    for client, streams in (
+        ("chatgptes-sync", True),
+        ("chatgptes-async", True),
+        ("chatgptes-async", False),
+        ("seed-0.5.2", False),
+        ("seed-0.4.8", False),
+    ):
+        emulator.stream = streams
+        runs = [run(client, "memory", emulator) for _ in range(3)]
+        assert all(r["chars"] >= BIG_CHARS * 0.99 for r in runs)
+        mode = "event stream" if streams else "JSON reply"
+        name = f"{NAMES[client]} [{mode}]"
+        row = results.add(
+            Row("peak RSS growth, 10 MB answer", name, "MB", [r["rss_growth"] for r in runs])
+        )
+        row.ratio = f"{row.median / BIG_CHARS:.1f}× answer size"
+        traced = results.add(
+            Row(
+                "peak Python heap (tracemalloc), 10 MB answer",
+                name,
+                "MB",
+                [r["traced_peak"] for r in runs],
+            )
+        )
+        traced.ratio = f"{traced.median / BIG_CHARS:.1f}× answer size"
+    emulator.responder = None
+    emulator.stream = False
+
+
+IMPORT_CORE = "from langchain_core.language_models import BaseChatModel"
+IMPORT_OURS = IMPORT_CORE + "; import langchain_chatgptes; langchain_chatgptes.ChatChatGptEs()"
+
+
+def import_time(results: Results) -> None:
+    def timed(statement: str) -> float:
+        code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return float(done.stdout)
+
+    core, ours = [], []
+    for _ in range(max(REPEATS, 7)):
+        core.append(timed(IMPORT_CORE))
+        ours.append(timed(IMPORT_OURS))
+    results.add(Row("import langchain-core BaseChatModel", "langchain-core alone", "ms", core))
+    extra = [o - c for o, c in zip(ours, core, strict=True)]
+    row = results.add(
+        Row("import langchain_chatgptes + first construction, over that", "chatgptes", "ms", extra)
+    )
+    row.ratio = "target ≤ 50 ms"
+
+
+def write(results: Results, started: datetime.datetime) -> None:
+    machine = (
+        f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{started:%Y-%m-%d}"
+    )
+    header = ["figure", "client", "median", "spread (min – max)", "ratio", "note"]
+    lines = [
+        f"Measured by `make bench` on {machine}; {REPEATS} repeats unless noted, each in fresh "
+        "processes, all against one local emulator.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += [
+        "| " + " | ".join(c if c != "nan" else "n/a" for c in row.cells()) + " |"
+        for row in results.rows
+    ]
+    (OUT / "results.md").write_text("\n".join(lines).replace("nan", "n/a") + "\n")
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {"machine": machine, "rows": [row.__dict__ for row in results.rows]},
+            indent=1,
+            default=str,
+        )
+    )
+    chart(results, machine)
+
+
+def chart(results: Results, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("sequential latency per call at 0 ms", "ms per call, emulator at 0 ms", 1000),
+        ("sequential latency per call at 50 ms", "ms per call, emulator at 50 ms", 1000),
+        (
+            f"{CONCURRENT} concurrent calls at 200 ms: wall time",
+            "s for 64 calls at 200 ms (log)",
+            1,
+        ),
+        ("longest event-loop stall during those calls", "longest loop stall, ms (log)", 1000),
+    ]
+    figure, axes = plt.subplots(2, 2, figsize=(13, 8))
+    for axis, (metric, title, scale) in zip(axes.flat, panels, strict=True):
+        rows = [row for row in results.rows if row.metric == metric]
+        labels = [row.client.replace(" [", "\n[") for row in rows]
+        axis.barh(labels, [row.median * scale for row in rows], color="#4C72B0")
+        axis.set_title(title, fontsize=10)
+        axis.tick_params(axis="y", labelsize=7)
+        if "log" in title:
+            axis.set_xscale("log")
+        axis.invert_yaxis()
+    figure.suptitle(
+        f"langchain-chatgptes vs g4f ChatGptEs vs raw curl_cffi — {machine}", fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(OUT / "results.png", dpi=110)
+
+
+def main() -> None:
+    started = datetime.datetime.now(datetime.UTC)
+    results = Results()
+    with Emulator() as emulator:
+        requests_per_call(emulator, results)
+        sequential(emulator, results)
+        concurrent(emulator, results)
+        first_chunk(emulator, results)
+        memory(emulator, results)
+    import_time(results)
+    write(results, started)
+    print(f"\nwrote {OUT / 'results.md'}, results.json and results.png")
+
+
+if __name__ == "__main__":
+    main()
