@@ -53,7 +53,17 @@ def make_client(args: argparse.Namespace) -> Client:
         from langchain_chatgptes import ChatChatGptEs
 
         model = ChatChatGptEs(base_url=url, timeout=120, max_concurrency=args.concurrency)
-        if args.client == "chatgptes-sync":
+        if args.client == "chatgptes-own":
+            # The package's own streaming path, without BaseChatModel.astream's callbacks
+            # (which add every chunk into one message for on_llm_end).
+            from langchain_core.messages import HumanMessage
+
+            async def own(prompt: str) -> AsyncIterator[str]:
+                async for chunk in model._astream([HumanMessage(prompt)]):
+                    yield chunk.text
+
+            client.async_stream = own
+        elif args.client == "chatgptes-sync":
             client.sync_call = lambda prompt: model.invoke(prompt).text
             client.sync_stream = lambda prompt: (chunk.text for chunk in model.stream(prompt))
 
@@ -137,8 +147,14 @@ def make_client(args: argparse.Namespace) -> Client:
 def _run(client: Client, prompt: str) -> str:
     if client.sync_call is not None:
         return client.sync_call(prompt)
-    assert client.async_call is not None
-    return asyncio.run(client.async_call(prompt))
+    if client.async_call is not None:
+        return asyncio.run(client.async_call(prompt))
+
+    async def consume() -> str:
+        assert client.async_stream is not None
+        return "".join([text async for text in client.async_stream(prompt)])
+
+    return asyncio.run(consume())
 
 
 def sequential(client: Client, args: argparse.Namespace) -> dict[str, Any]:

@@ -76,6 +76,10 @@ def _check_model(name: str) -> str:
     return name
 
 
+def _text_chunk(text: str) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
 @dataclass(frozen=True)
 class _Setup:
     """What one call asks of the site: model label, limits, tools and answer format."""
@@ -138,7 +142,7 @@ class _Final:
             usage_metadata=self.usage,
             response_metadata=self.response_metadata,
         )
-        text = [ChatGenerationChunk(message=AIMessageChunk(content=self.text))] if self.text else []
+        text = [_text_chunk(self.text)] if self.text else []
         return [*text, ChatGenerationChunk(message=last)]
 
     def message(self, shown: str) -> AIMessage:
@@ -174,21 +178,19 @@ class _Answer:
         """Whether stop or max_tokens ended the answer on the client side."""
         return self.shaper.finish_reason is not None
 
-    def take(self, event: Event) -> ChatGenerationChunk | None:
-        """The chunk to hand to the caller for one event, if any."""
+    def take(self, event: Event) -> str:
+        """The text to hand to the caller now for one event (may be empty)."""
         if isinstance(event, StreamEnd):
             self.site_finish_reason = event.finish_reason
-            return None
+            return ""
         text = event.text
         if self.filter is not None:
             self.raw.append(text)
             text = self.filter.feed(text)
             self.filtered.append(text)
         shown = self.shaper.feed(text)
-        if not shown:
-            return None
         self.shown_chars += len(shown)
-        return ChatGenerationChunk(message=AIMessageChunk(content=shown))
+        return shown
 
     def reply_text(self) -> str:
         """Everything the site answered (when replies are parsed)."""
@@ -644,8 +646,8 @@ class ChatChatGptEs(BaseChatModel):
 
     def _attempts(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> Iterator[ChatGenerationChunk | _Final]:
-        """Chunks as they come, then the :class:`_Final`; re-asks for a required tool call."""
+    ) -> Iterator[str | _Final]:
+        """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
         setup = self._setup(stop, kwargs)
         conversation = messages
         for attempt in range(self.max_retries + 1):
@@ -653,9 +655,9 @@ class ChatChatGptEs(BaseChatModel):
             transport = self._get_transport()
             with closing(transport.stream(answer.prompt, self._client_id)) as events:
                 for event in events:
-                    chunk = answer.take(event)
-                    if chunk is not None:
-                        yield chunk
+                    text = answer.take(event)
+                    if text:
+                        yield text
                     if answer.done:
                         break  # a stop sequence or max_tokens ended it: drop the rest
             final = answer.finish()
@@ -666,7 +668,7 @@ class ChatChatGptEs(BaseChatModel):
 
     async def _aattempts(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> AsyncIterator[ChatGenerationChunk | _Final]:
+    ) -> AsyncIterator[str | _Final]:
         """Async :meth:`_attempts`."""
         setup = self._setup(stop, kwargs)
         conversation = messages
@@ -675,9 +677,9 @@ class ChatChatGptEs(BaseChatModel):
             transport = self._get_transport()
             async with aclosing(transport.astream(answer.prompt, self._client_id)) as events:
                 async for event in events:
-                    chunk = answer.take(event)
-                    if chunk is not None:
-                        yield chunk
+                    text = answer.take(event)
+                    if text:
+                        yield text
                     if answer.done:
                         break
             final = answer.finish()
@@ -699,9 +701,9 @@ class ChatChatGptEs(BaseChatModel):
                 return ChatResult(
                     generations=[ChatGeneration(message=item.message("".join(shown)))]
                 )
-            shown.append(item.text)
+            shown.append(item)
             if run_manager and self.streaming:  # tokens reach callbacks when streaming was asked
-                run_manager.on_llm_new_token(item.text, chunk=item)
+                run_manager.on_llm_new_token(item, chunk=_text_chunk(item))
         raise AssertionError("unreachable: _attempts always ends with a _Final")
 
     async def _agenerate(
@@ -717,9 +719,9 @@ class ChatChatGptEs(BaseChatModel):
                 return ChatResult(
                     generations=[ChatGeneration(message=item.message("".join(shown)))]
                 )
-            shown.append(item.text)
+            shown.append(item)
             if run_manager and self.streaming:
-                await run_manager.on_llm_new_token(item.text, chunk=item)
+                await run_manager.on_llm_new_token(item, chunk=_text_chunk(item))
         raise AssertionError("unreachable: _aattempts always ends with a _Final")
 
     def _stream(
@@ -730,7 +732,7 @@ class ChatChatGptEs(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         for item in self._attempts(messages, stop, kwargs):
-            for chunk in item.chunks() if isinstance(item, _Final) else [item]:
+            for chunk in item.chunks() if isinstance(item, _Final) else [_text_chunk(item)]:
                 if run_manager and chunk.text:
                     run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
@@ -743,7 +745,7 @@ class ChatChatGptEs(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         async for item in self._aattempts(messages, stop, kwargs):
-            for chunk in item.chunks() if isinstance(item, _Final) else [item]:
+            for chunk in item.chunks() if isinstance(item, _Final) else [_text_chunk(item)]:
                 if run_manager and chunk.text:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
