@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html.parser import HTMLParser
+from html import unescape
 from typing import Any
 
 from langchain_chatgptes.errors import (
@@ -95,36 +95,31 @@ class SiteInfo:
     streams: bool = False
 
 
-class _ChatBoxFinder(HTMLParser):
-    """Collects the attributes of the first tag that carries ``data-nonce``."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.attrs: dict[str, str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.attrs is None and any(name == "data-nonce" for name, _ in attrs):
-            self.attrs = {name: value or "" for name, value in attrs}
-
-    handle_startendtag = handle_starttag
-
-
-_CHAT_BOX_TAG = re.compile(r"<[a-zA-Z][^<]*?data-nonce", re.S)
+_CHAT_BOX_TAG = re.compile(r"<[a-zA-Z][\w:-]*(?=[^<]*?data-nonce)", re.S)
+_ATTRIBUTE = re.compile(
+    r"""[\s/]*([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"""
+)
 _PARAMS_SCRIPT = re.compile(r"wpaicgParams\s*=\s*(\{.*?\})\s*;", re.S)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _EOL = re.compile(rb"\r\n|\r|\n")  # SSE lines end in any of these
 
 
 def _chat_box_attributes(html: str) -> dict[str, str]:
-    # Feed the HTML parser only the chat box tag: whole pages are large and full of scripts.
-    match = _CHAT_BOX_TAG.search(html)
-    if match is None:
-        return {}
-    end = html.find(">", match.end())
-    finder = _ChatBoxFinder()
-    finder.feed(html[match.start() : (end + 1) if end != -1 else len(html)])
-    finder.close()
-    return finder.attrs or {}
+    """The attributes of the first tag carrying ``data-nonce``, whatever order or quoting.
+
+    Attributes are read one after the other from the tag name on (as an HTML tokenizer
+    does), so a ``>`` inside a quoted value does not end the tag; entities are decoded.
+    """
+    for match in _CHAT_BOX_TAG.finditer(html):
+        attributes: dict[str, str] = {}
+        position = match.end()
+        while (attribute := _ATTRIBUTE.match(html, position)) is not None:
+            value = next((v for v in attribute.group(2, 3, 4) if v is not None), "")
+            attributes.setdefault(attribute.group(1).lower(), unescape(value))
+            position = attribute.end()
+        if "data-nonce" in attributes:
+            return attributes
+    return {}
 
 
 def _search_nonce(html: str) -> str | None:

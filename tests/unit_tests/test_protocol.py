@@ -102,6 +102,20 @@ def test_parse_page_whatever_the_attribute_order_quoting_or_minification(tag: st
     assert site.url == URL and site.bot_id == "0"
 
 
+def test_parse_page_reads_the_tag_like_a_browser() -> None:
+    page = (
+        "<p>About data-nonce and nonces</p>"
+        '<div title="a > b" data-nonce=\'5f1e2d3c4b\' data-post-id="2173" '
+        'data-url="https://chatgpt.es/?a=1&amp;b=2" DATA-BOT-ID="0"></div>'
+    )
+    site = parse_page(page, page_url=URL)
+    assert (site.nonce, site.post_id, site.url) == (
+        "5f1e2d3c4b",
+        "2173",
+        "https://chatgpt.es/?a=1&b=2",
+    )
+
+
 def test_parse_page_ignores_other_nonces_before_the_chat_box() -> None:
     noisy = PLUGIN_PAGE.replace(
         "<title>", '<script>var other = {"nonce":"0000000000"};</script><title>'
