@@ -313,7 +313,14 @@ def write(results: Results, started: datetime.datetime) -> None:
         "| " + " | ".join(c if c != "nan" else "n/a" for c in row.cells()) + " |"
         for row in results.rows
     ]
-    (OUT / "results.md").write_text("\n".join(lines).replace("nan", "n/a") + "\n")
+    table = "\n".join(lines).replace("nan", "n/a") + "\n"
+    (OUT / "results.md").write_text(table)
+    readme = ROOT / "README.md"
+    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+    text = readme.read_text()
+    if start in text and end in text:  # the README shows the latest table
+        head, rest = text.split(start, 1)
+        readme.write_text(head + start + table + end + rest.split(end, 1)[1])
     (OUT / "results.json").write_text(
         json.dumps(
             {"machine": machine, "rows": [row.__dict__ for row in results.rows]},
