@@ -2,6 +2,10 @@
 
 Options choose the site (``--base-url``, or ``--emulator`` for the bundled local emulator),
 the proxy, the model label, and ``--no-stream`` for one whole answer.
+
+``python -m langchain_chatgptes doctor`` checks the site step by step instead (page reachable,
+chat box found, one short prompt answered) and prints a verdict per step; it exits with 0
+when every step passed, 1 otherwise. See ``doctor --help``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from langchain_chatgptes._doctor import run_doctor
 from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import ChatGptEsError
 
@@ -20,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes",
         description="Ask chatgpt.es (or any site running the AI Power chat plugin) a question.",
+        epilog="To check the site step by step when it breaks: python -m langchain_chatgptes "
+        "doctor [--base-url URL] [--proxy URL] [--timeout S] [--impersonate TARGET] (see "
+        "doctor --help).",
     )
     parser.add_argument("question", nargs="?", help="the question; read from stdin if omitted")
     parser.add_argument(
@@ -37,27 +45,74 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _doctor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_chatgptes doctor",
+        description="Check the site step by step: fetch the chat page, read its chat box "
+        "(nonce, post id, stream mode), send one short prompt. Prints a verdict and the time "
+        "of each step; exits with 0 when every step passed, 1 otherwise.",
+    )
+    parser.add_argument(
+        "--base-url", help=f"the site (default: $CHATGPTES_BASE_URL or {DEFAULT_BASE_URL})"
+    )
+    parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
+    )
+    parser.add_argument(
+        "--impersonate",
+        default="chrome",
+        help="curl_cffi browser target, e.g. chrome, safari, firefox (default: chrome)",
+    )
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="check a fresh bundled local emulator of the site instead (offline demo)",
+    )
+    return parser
+
+
 @contextmanager
-def _site(args: argparse.Namespace) -> Iterator[str | None]:
+def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | None]:
     """The base URL to use: the user's, or a local emulator's for the block's duration."""
     if not args.emulator:
         yield args.base_url
         return
     from langchain_chatgptes.emulator import Emulator
 
-    with Emulator(stream=not args.no_stream, chunk_delay=0.02) as emulator:
+    with Emulator(stream=stream, chunk_delay=0.02) as emulator:
         print(f"[local chatgpt.es emulator at {emulator.base_url}]", file=sys.stderr)
         yield emulator.base_url
 
 
+def _doctor(argv: Sequence[str]) -> int:
+    """Run ``doctor``; returns the exit status."""
+    args = _doctor_parser().parse_args(argv)
+    try:
+        with _site(args) as base_url:
+            healthy = run_doctor(
+                base_url or os.environ.get("CHATGPTES_BASE_URL") or DEFAULT_BASE_URL,
+                proxy=args.proxy or os.environ.get("CHATGPTES_PROXY") or None,
+                timeout=args.timeout,
+                impersonate=args.impersonate,
+                out=sys.stdout,
+            )
+    except KeyboardInterrupt:
+        return 130
+    return 0 if healthy else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["doctor"]:
+        return _doctor(argv[1:])
     args = _parser().parse_args(argv)
     question = args.question if args.question is not None else sys.stdin.read()
     if not question.strip():
         _parser().error("no question given")
     try:
-        with _site(args) as base_url:
+        with _site(args, stream=not args.no_stream) as base_url:
             settings = {"base_url": base_url} if base_url else {}
             if args.proxy:
                 settings["proxy"] = args.proxy

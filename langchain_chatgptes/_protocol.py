@@ -220,6 +220,17 @@ def ajax_url(base_url: str) -> str:
     return base_url.rstrip("/") + AJAX_PATH
 
 
+def post_headers(base_url: str) -> dict[str, str]:
+    """The headers the chat box's script adds to its POST (the browser target adds the rest)."""
+    origin = base_url.rstrip("/")
+    return {
+        "Accept": "*/*",
+        "Origin": origin,
+        "Referer": origin + "/",
+        "X-Requested-With": "XMLHttpRequest",
+    }
+
+
 def build_form(site: SiteInfo, message: str, client_id: str) -> dict[str, str]:
     """The form fields of one chat POST, in the order a browser sends them.
 

@@ -38,6 +38,7 @@ from langchain_chatgptes._protocol import (
     build_form,
     decode_reply,
     parse_page,
+    post_headers,
 )
 from langchain_chatgptes.errors import (
     ChatGptEsError,
@@ -61,12 +62,27 @@ _RETRY_AFTER_CAP = 30.0
 
 def mask_proxy(url: str) -> str:
     """A proxy URL with its credentials replaced by ``***`` (for repr, logs and errors)."""
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(url)
+        if not (parts.username or parts.password):
+            return url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # an unreadable URL (e.g. a port that is not a number): show none of it
+        return "***"
     return parts._replace(netloc=f"***@{host}{port}").geturl()
+
+
+def scrub_proxy(text: str, proxy: str | None) -> str:
+    """``text`` (e.g. curl's error message) with the proxy's credentials taken out."""
+    if not proxy:
+        return text
+    text = text.replace(proxy, mask_proxy(proxy))
+    userinfo = proxy.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for secret in (userinfo, password):
+        text = text.replace(secret, "***") if secret else text
+    return text
 
 
 @dataclass(frozen=True)
@@ -240,12 +256,7 @@ class Transport:
         self.config = config
         self._page_url = config.base_url.rstrip("/") + "/"
         self._ajax_url = ajax_url(config.base_url)
-        self._post_headers = {
-            "Accept": "*/*",
-            "Origin": config.base_url.rstrip("/"),
-            "Referer": self._page_url,
-            "X-Requested-With": "XMLHttpRequest",
-        }
+        self._post_headers = post_headers(config.base_url)
         self._session: Session[Response] | None = None
         self._async_sessions: _PerLoop[AsyncSession[Response]] = _PerLoop(
             lambda: AsyncSession(max_clients=config.max_concurrency, **self._session_kwargs())
@@ -293,9 +304,7 @@ class Transport:
     # --- errors ---------------------------------------------------------------------------
 
     def _transport_error(self, exc: BaseException, what: str) -> ChatGptEsError:
-        text = str(exc)
-        if self.config.proxy:
-            text = text.replace(self.config.proxy, mask_proxy(self.config.proxy))
+        text = scrub_proxy(str(exc), self.config.proxy)
         if isinstance(exc, curl_exceptions.ImpersonateError):
             return InvalidInputError(
                 f"impersonate={self.config.impersonate!r} is not a browser target curl_cffi "

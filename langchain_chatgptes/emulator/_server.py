@@ -154,6 +154,11 @@ class Emulator:
             loop.run_forever()
             if self._runner is not None:
                 loop.run_until_complete(self._runner.cleanup())
+            # Handlers still waiting (a hanging reply, a slow stream) end with the server.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         thread = threading.Thread(target=run, name="chatgptes-emulator", daemon=True)
@@ -405,9 +410,31 @@ class _Output:
         self._stream: web.StreamResponse | None = None
         self._flushed = False
 
+    async def _fault(self, reply: Reply) -> web.StreamResponse:
+        """Misbehave as :meth:`Reply.reset`, :meth:`Reply.hang` or :meth:`Reply.drip` say."""
+        response = web.StreamResponse(headers={"Content-Type": reply.content_type})
+        transport = self._request.transport
+        if reply.kind == "hang":
+            await asyncio.sleep(reply.seconds)
+        elif reply.kind == "reset" and reply.body:
+            await response.prepare(self._request)
+            await response.write(reply.body)
+        elif reply.kind == "drip":
+            await response.prepare(self._request)
+            for start in range(0, len(reply.body), 8):
+                await asyncio.sleep(reply.seconds)
+                await response.write(reply.body[start : start + 8])
+            await response.write_eof()
+            return response
+        if transport is not None:
+            transport.abort()  # no clean end: the client sees a reset connection
+        raise asyncio.CancelledError  # aiohttp's way out of a handler whose peer is gone
+
     async def send(self, reply: Reply, *, last: bool = True) -> web.StreamResponse:
         """Send a reply; with ``last=False`` keep the stream open for more."""
         emu = self._emulator
+        if reply.kind in ("reset", "hang", "drip"):
+            return await self._fault(reply)
         events = None
         if emu.stream:
             created = int(emu.now())

@@ -25,6 +25,9 @@ ReplyKind = Literal[
     "checkbox",
     "error",
     "raw",
+    "reset",
+    "hang",
+    "drip",
 ]
 
 
@@ -40,6 +43,7 @@ class Reply:
         body: The verbatim body of a :meth:`raw` reply.
         content_type: Content-Type of a :meth:`raw` reply.
         headers: Extra headers of a :meth:`raw` reply.
+        seconds: How long :meth:`hang` waits, or :meth:`drip` waits between pieces.
     """
 
     kind: ReplyKind
@@ -48,6 +52,7 @@ class Reply:
     body: bytes = b""
     content_type: str = "text/html; charset=UTF-8"
     headers: tuple[tuple[str, str], ...] = ()
+    seconds: float = 0.0
 
     @classmethod
     def text(cls, answer: str) -> Reply:
@@ -90,6 +95,27 @@ class Reply:
         """Anything at all, sent verbatim (proxies, broken pages, 5xx...)."""
         data = body.encode("utf-8") if isinstance(body, str) else body
         return cls("raw", "", status, data, content_type, tuple((headers or {}).items()))
+
+    @classmethod
+    def reset(
+        cls, partial: bytes | str = b"", content_type: str = "application/json; charset=UTF-8"
+    ) -> Reply:
+        """The connection drops: at once, or after the headers and ``partial`` of a body."""
+        data = partial.encode("utf-8") if isinstance(partial, str) else partial
+        return cls("reset", body=data, content_type=content_type)
+
+    @classmethod
+    def hang(cls, seconds: float) -> Reply:
+        """Accept the request and say nothing for ``seconds``, then drop the connection."""
+        return cls("hang", seconds=seconds)
+
+    @classmethod
+    def drip(
+        cls, body: bytes | str, seconds: float, content_type: str = "text/event-stream"
+    ) -> Reply:
+        """Send ``body`` eight bytes at a time, ``seconds`` apart (a slow, live connection)."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        return cls("drip", body=data, content_type=content_type, seconds=seconds)
 
 
 @dataclass(frozen=True)

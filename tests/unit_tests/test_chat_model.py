@@ -111,10 +111,14 @@ def test_proxy_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_mask_proxy() -> None:
-    from langchain_chatgptes._transport import mask_proxy
+    from langchain_chatgptes._transport import mask_proxy, scrub_proxy
 
     assert mask_proxy(SECRET_PROXY) == "http://***@proxy.example.test:3128"
     assert mask_proxy("socks5://host:1080") == "socks5://host:1080"
+    assert mask_proxy("http://u:p@host:notaport") == "***"
+    echoed = f"curl: (5) Could not resolve proxy {SECRET_PROXY}; user alice:s3cr3t-pw, s3cr3t-pw"
+    assert "s3cr3t" not in scrub_proxy(echoed, SECRET_PROXY)
+    assert scrub_proxy("nothing secret", None) == "nothing secret"
 
 
 def test_ls_params_honour_per_call_model() -> None:

@@ -1,0 +1,229 @@
+"""``python -m langchain_chatgptes doctor`` against the local emulator."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import time
+from typing import Literal
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from langchain_chatgptes.__main__ import main
+from langchain_chatgptes._doctor import PROMPT, run_doctor
+from langchain_chatgptes._prompt import build_message
+from langchain_chatgptes._protocol import NONCE_EXPIRED_TEXT
+from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
+
+BLOCKED = "blocked by an anti-bot (Cloudflare) challenge"
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback
+
+
+def doctor(base_url: str, proxy: str | None = None, timeout: float = 5) -> tuple[bool, str]:
+    out = io.StringIO()
+    healthy = run_doctor(base_url, proxy=proxy, timeout=timeout, impersonate="chrome", out=out)
+    return healthy, out.getvalue()
+
+
+def lines(report: str) -> dict[str, str]:
+    """The step lines of a report, by step name."""
+    steps = ("fetch page", "read page", "send prompt")
+    return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_healthy_site(emulator: Emulator, stream: bool) -> None:
+    emulator.stream = stream
+    emulator.responder = ScriptedResponder(["pong"])
+    healthy, report = doctor(emulator.base_url)
+    assert healthy
+    steps = lines(report)
+    assert all(line[13:17] == "OK  " for line in steps.values()), report
+    assert f"nonce {emulator.current_nonce()}" in steps["read page"]
+    assert "post id 2173" in steps["read page"]
+    assert f"stream mode: {'on' if stream else 'off'}" in steps["read page"]
+    assert "answer received: 'pong'" in steps["send prompt"]
+    assert report.splitlines()[-1] == "healthy"
+    # One page GET and one valid POST carrying exactly the doctor's prompt.
+    (post,) = emulator.chat_requests()
+    assert post.nonce_valid
+    assert post.form["message"] == build_message([HumanMessage(PROMPT)])
+    assert len(emulator.page_requests()) == 1
+
+
+def test_long_answer_is_cut_to_80_characters(emulator: Emulator) -> None:
+    emulator.responder = ScriptedResponder(["x" * 200])
+    healthy, report = doctor(emulator.base_url)
+    assert healthy
+    assert f"answer received: '{'x' * 80}'" in report
+
+
+def test_main_healthy(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "answer received: " in out
+    assert out.splitlines()[-1] == "healthy"
+
+
+def test_main_reads_the_base_url_from_the_environment(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHATGPTES_BASE_URL", emulator.base_url)
+    monkeypatch.delenv("CHATGPTES_PROXY", raising=False)
+    assert main(["doctor"]) == 0
+    assert emulator.base_url in capsys.readouterr().out
+
+
+def test_main_with_the_bundled_emulator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("CHATGPTES_PROXY", raising=False)
+    assert main(["doctor", "--emulator"]) == 0
+    captured = capsys.readouterr()
+    assert "stream mode: on" in captured.out
+    assert "local chatgpt.es emulator" in captured.err
+
+
+def test_cloudflare_on_the_page(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.cloudflare = "get"
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    steps = lines(report)
+    assert " OK " in steps["fetch page"]
+    assert " FAIL " in steps["read page"]
+    assert BLOCKED in steps["read page"]
+    assert "--proxy or --impersonate safari" in steps["read page"]
+    assert " SKIP " in steps["send prompt"]
+    assert report.splitlines()[-1] == "not healthy: read page"
+    assert emulator.chat_requests() == []
+
+    assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 1
+    out = capsys.readouterr().out
+    assert BLOCKED in out
+    assert out.splitlines()[-1] == "not healthy: read page"
+
+
+def test_cloudflare_on_the_chat_endpoint(emulator: Emulator) -> None:
+    emulator.cloudflare = "post"
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    assert BLOCKED in lines(report)["send prompt"]
+
+
+def test_page_changed(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.page_variant = "no_chat_box"
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    line = lines(report)["read page"]
+    assert "page changed: no chat box, missing the nonce" in line
+    assert "the post id (data-post-id)" in line
+    assert " SKIP " in lines(report)["send prompt"]
+    assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 1
+    assert "page changed" in capsys.readouterr().out
+
+
+def test_page_not_found(emulator: Emulator) -> None:
+    healthy, report = doctor(f"{emulator.base_url}/gone")
+    assert not healthy
+    assert "page changed: HTTP 404 instead of the chat page" in lines(report)["read page"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_nonce_rejected(emulator: Emulator, stream: bool) -> None:
+    emulator.stream = stream
+    emulator.responder = ScriptedResponder([Reply.raw(403, NONCE_EXPIRED_TEXT)])
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    line = lines(report)["send prompt"]
+    assert " FAIL " in line
+    assert "nonce rejected" in line
+    assert report.splitlines()[-1] == "not healthy: send prompt"
+
+
+@pytest.mark.parametrize("nonce_failure", ["modern", "legacy"])
+def test_nonce_expired_between_page_and_post(nonce_failure: Literal["modern", "legacy"]) -> None:
+    # Every reading of the site's clock is three days after the previous one, so the nonce
+    # on the page has expired by the time the POST is checked.
+    clock = itertools.count(time.time(), 3 * 86400.0).__next__
+    with Emulator(clock=clock, nonce_failure=nonce_failure) as emu:
+        healthy, report = doctor(emu.base_url)
+        assert [r.nonce_valid for r in emu.chat_requests()] == [False]
+    assert not healthy
+    assert "nonce rejected" in lines(report)["send prompt"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_site_error(emulator: Emulator, stream: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    emulator.stream = stream
+    emulator.responder = ScriptedResponder([Reply.site_error("Incorrect API key provided.")])
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    line = lines(report)["send prompt"]
+    assert "SiteError" in line
+    assert "Incorrect API key provided." in line
+
+    emulator.responder = ScriptedResponder([Reply.site_error("Incorrect API key provided.")])
+    assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 1
+    assert "Incorrect API key provided." in capsys.readouterr().out
+
+
+def test_consent_required(emulator: Emulator) -> None:
+    emulator.checkbox_field = "wpaicg_checkbox"
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    assert "ConsentRequiredError" in lines(report)["send prompt"]
+
+
+def test_timeout(emulator: Emulator) -> None:
+    emulator.latency = 1.0
+    healthy, report = doctor(emulator.base_url, timeout=0.2)
+    assert not healthy
+    assert "timed out" in lines(report)["send prompt"]
+
+
+def test_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    healthy, report = doctor(UNREACHABLE)
+    assert not healthy
+    steps = lines(report)
+    assert " FAIL " in steps["fetch page"]
+    assert "unreachable" in steps["fetch page"]
+    assert " SKIP " in steps["read page"]
+    assert " SKIP " in steps["send prompt"]
+    assert main(["doctor", "--base-url", UNREACHABLE, "--timeout", "5"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "not healthy: fetch page"
+
+
+@pytest.mark.parametrize(
+    ("proxy", "shown"),
+    [
+        ("http://alice:s3cret@127.0.0.1:9", "http://***@127.0.0.1:9"),
+        ("socks5://alice:s3cret@127.0.0.1:9", "socks5://***@127.0.0.1:9"),
+        ("ftp://alice:s3cret@127.0.0.1:9", "ftp://***@127.0.0.1:9"),  # curl echoes this one
+        ("http://alice:s3cret@127.0.0.1:port", "proxy ***,"),  # unreadable: not shown at all
+    ],
+)
+def test_proxy_credentials_are_never_printed(
+    proxy: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    healthy, report = doctor(UNREACHABLE, proxy=proxy)
+    assert not healthy
+    assert "s3cret" not in report
+    assert "alice" not in report
+    assert shown in report
+    assert main(["doctor", "--base-url", UNREACHABLE, "--proxy", proxy]) == 1
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.out + captured.err
+
+
+def test_unknown_impersonate_target() -> None:
+    out = io.StringIO()
+    healthy = run_doctor(UNREACHABLE, proxy=None, timeout=5, impersonate="netscape4", out=out)
+    assert not healthy
+    assert "--impersonate" in lines(out.getvalue())["fetch page"]
+
+
+def test_a_question_is_still_asked(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--base-url", emulator.base_url, "--no-stream", "--timeout", "5", "what is up"]
+    assert main(args) == 0
+    assert "You wrote: what is up" in capsys.readouterr().out

@@ -1,0 +1,177 @@
+"""The fault matrix: every fault the emulator can stage, on every call path.
+
+Each fault either ends in the right answer (after a retry where one helps) or in the
+documented error class, within the time limit. The README's matrix is rendered from
+``FAULTS`` (``test_readme_shows_the_fault_matrix`` keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from langchain_chatgptes import (
+    BlockedError,
+    ChatChatGptEs,
+    ChatGptEsError,
+    ConsentRequiredError,
+    HTTPStatusError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    SiteError,
+    TransportError,
+)
+from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
+
+from .conftest import PATHS, call
+
+TIMEOUT = 1.0
+MARGIN = 1.5  # seconds a failing call may take beyond its limit (backoff included)
+ANSWER = "recovered"
+
+
+def sse(*texts: str, done: bool = True) -> str:
+    events = [f"data: {json.dumps({'choices': [{'delta': {'content': t}}]})}\n\n" for t in texts]
+    return "".join(events) + ("data: [DONE]\n\n" if done else "")
+
+
+JSON = "application/json; charset=UTF-8"
+BIG = "x" * (10 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One staged fault and what every call path must make of it."""
+
+    name: str
+    replies: tuple[Reply, ...] = ()
+    site_streams: bool = False
+    outcome: type[ChatGptEsError] | None = None  # None: the answer ANSWER (after retries)
+    setup: str = ""  # an emulator attribute change, "name=value"
+
+    @property
+    def expected(self) -> str:
+        if self.outcome is None:
+            return "answer" + (" (retried)" if self.replies else "")
+        return f"`{self.outcome.__name__}`"
+
+
+FAULTS = [
+    Fault("connection reset before the reply", (Reply.reset(),)),
+    Fault("connection reset during a JSON reply", (Reply.reset('{"status":"succ'),)),
+    Fault(
+        "connection reset after streamed text",
+        (Reply.reset(sse("Hal", done=False), "text/event-stream"),),
+        site_streams=True,
+        outcome=TransportError,
+    ),
+    Fault("server accepts and never answers", (Reply.hang(30),), outcome=RequestTimeoutError),
+    Fault(
+        "slow drip, each piece within the limit (event stream)",
+        (Reply.drip(sse(ANSWER), 0.05),),
+        site_streams=True,
+    ),
+    Fault(
+        "slow drip of a JSON reply, longer than the limit in total",
+        (Reply.drip(json.dumps({"status": "success", "data": ANSWER + " " * 200}), 0.05, JSON),),
+        outcome=RequestTimeoutError,
+    ),
+    Fault("HTTP 429 with Retry-After", (Reply.raw(429, "Too many", headers={"Retry-After": "0"}),)),
+    Fault("HTTP 429 without Retry-After", (Reply.raw(429, "Too many"),)),
+    Fault("HTTP 500", (Reply.raw(500, "<h1>Internal Server Error</h1>"),)),
+    Fault("HTTP 502", (Reply.raw(502, "<h1>Bad Gateway</h1>"),)),
+    Fault("HTTP 503 with Retry-After", (Reply.raw(503, "busy", headers={"Retry-After": "0"}),)),
+    Fault(
+        "HTTP 503 more often than max_retries",
+        (Reply.raw(503, "busy"),) * 3,
+        outcome=HTTPStatusError,
+    ),
+    Fault(
+        "HTML where JSON is expected",
+        (Reply.raw(200, "<html>hi</html>"),),
+        outcome=ResponseFormatError,
+    ),
+    Fault(
+        "truncated JSON",
+        (Reply.raw(200, '{"status":"success","da', JSON),),
+        outcome=ResponseFormatError,
+    ),
+    Fault(
+        "empty `data`",
+        (Reply.raw(200, '{"status":"success","data":""}', JSON),),
+        outcome=ResponseFormatError,
+    ),
+    Fault(
+        "non-UTF-8 bytes",
+        (Reply.raw(200, b'{"data": "\xff\xfe"}', JSON),),
+        outcome=ResponseFormatError,
+    ),
+    Fault(
+        "non-UTF-8 bytes in an event stream",
+        (Reply.raw(200, b"data: \xff\xfe\n\n", "text/event-stream"),),
+        site_streams=True,
+        outcome=ResponseFormatError,
+    ),
+    Fault(
+        "event stream cut before its end",
+        (Reply.raw(200, sse("Hal", done=False), "text/event-stream"),),
+        site_streams=True,
+        outcome=ResponseFormatError,
+    ),
+    Fault("a 10 MB answer", (Reply.text(BIG),)),
+    Fault("nonce rotated since the page was read", setup="advance=259200"),
+    Fault("Cloudflare challenge on the page", setup="cloudflare=get", outcome=BlockedError),
+    Fault("Cloudflare challenge on the POST", setup="cloudflare=post", outcome=BlockedError),
+    Fault("upstream error message", (Reply.site_error("Incorrect API key"),), outcome=SiteError),
+    Fault("banned words", (Reply.flag("messageFlagged", "prohibited words"),), outcome=SiteError),
+    Fault("token limit reached", (Reply.token_limit(),), outcome=RateLimitError),
+    Fault("consent checkbox message", (Reply.checkbox(),), outcome=ConsentRequiredError),
+]
+
+
+def matrix_markdown() -> str:
+    """The README's fault matrix (every path gives the same outcome)."""
+    lines = [
+        "| fault | " + " | ".join(f"`{p}`" for p in PATHS) + " |",
+        "|---|" + "---|" * len(PATHS),
+    ]
+    for fault in FAULTS:
+        lines.append(f"| {fault.name} | " + " | ".join([fault.expected] * len(PATHS)) + " |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
+    emulator.stream = fault.site_streams
+    model = ChatChatGptEs(base_url=emulator.base_url, timeout=TIMEOUT, max_retries=2)
+    await call(model, path, "warm up")  # the page is cached: faults hit the chat POST
+    emulator.responder = ScriptedResponder(fault.replies, fallback=lambda request: ANSWER)
+    if fault.setup:
+        name, value = fault.setup.split("=")
+        if name == "advance":
+            emulator.advance(float(value))
+        else:
+            setattr(emulator, name, value)
+        if name == "cloudflare" and value == "get":
+            from langchain_chatgptes._transport import SITE_CACHE
+
+            SITE_CACHE.clear()  # the challenge is on the page: make the call fetch it
+    started = time.monotonic()
+    if fault.outcome is None:
+        answer = await call(model, path, "go")
+        assert answer.text in (ANSWER, BIG)
+    else:
+        with pytest.raises(fault.outcome):
+            await call(model, path, "go")
+    assert time.monotonic() - started < TIMEOUT * (1 + len(fault.replies)) + MARGIN
+
+
+def test_readme_shows_the_fault_matrix() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert matrix_markdown() in readme, "update the README's fault matrix:\n" + matrix_markdown()
