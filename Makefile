@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: help demo test test-live bench lint format clean
+.PHONY: help demo test test-live soak bench lint format clean
 
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
 	@echo "make test       run every test offline (unit, emulator, integration, notebooks)"
 	@echo "make test-live  also run the tests against the real https://chatgpt.es"
+	@echo "make soak       2,000 calls at concurrency 64 with 5% random faults (loopback)"
 	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
 	@echo "make lint       ruff and mypy"
 	@echo "make format     ruff format and import sorting"
@@ -26,7 +27,10 @@ demo: $(VENV)/.installed-emulator
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest tests --benchmark-disable
+	$(PY) -m pytest tests --benchmark-disable --ignore=tests/soak
+
+soak: $(VENV)/.installed-test
+	$(PY) -m pytest tests/soak -s
 
 test-live: $(VENV)/.installed-test
 	CHATGPTES_LIVE=1 $(PY) -m pytest tests/integration_tests/test_live.py
