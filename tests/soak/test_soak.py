@@ -77,12 +77,8 @@ async def test_soak(site: Emulator) -> None:
         async with gate:
             site.stream = (i // 500) % 2 == 1  # JSON and event-stream replies in turns
             try:
-                if i % 2:
-                    answer = await asyncio.wait_for(model.ainvoke(token), HANG_GUARD)
-                    text = answer.text
-                else:
-                    chunks = model.astream(token)
-                    text = await asyncio.wait_for(_join(chunks), HANG_GUARD)
+                call = _invoke(model, token) if i % 2 else _stream(model, token)
+                text = await asyncio.wait_for(call, HANG_GUARD)
             except ChatGptEsError as exc:  # RequestTimeoutError included: a typed limit
                 outcomes[type(exc).__name__] += 1
             except TimeoutError:  # only wait_for's guard: the call itself never ended
@@ -111,5 +107,9 @@ async def test_soak(site: Emulator) -> None:
     assert last_rss <= first_rss + 40
 
 
-async def _join(chunks: object) -> str:
-    return "".join([chunk.text async for chunk in chunks])  # type: ignore[attr-defined]
+async def _invoke(model: ChatChatGptEs, prompt: str) -> str:
+    return (await model.ainvoke(prompt)).text
+
+
+async def _stream(model: ChatChatGptEs, prompt: str) -> str:
+    return "".join([chunk.text async for chunk in model.astream(prompt)])
