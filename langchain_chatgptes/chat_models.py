@@ -116,6 +116,8 @@ class _Final:
 
     def chunks(self) -> list[ChatGenerationChunk]:
         """The final chunks of a stream: the held-back text, then one with everything else."""
+        # Valid calls' arguments are objects; an invalid call's are its raw text, which
+        # json.dumps makes a JSON string, so it stays invalid when the chunks are summed.
         calls = [
             tool_call_chunk(
                 name=call["name"],
@@ -123,17 +125,7 @@ class _Final:
                 id=call["id"],
                 index=i,
             )
-            for i, call in enumerate(self.tool_calls)
-        ] + [
-            # A chunk can only carry an invalid call as arguments that are not an object:
-            # the raw arguments as a JSON string keep it invalid when chunks are summed.
-            tool_call_chunk(
-                name=call["name"],
-                args=json.dumps(call["args"], ensure_ascii=False),
-                id=call["id"],
-                index=len(self.tool_calls) + i,
-            )
-            for i, call in enumerate(self.invalid_tool_calls)
+            for i, call in enumerate([*self.tool_calls, *self.invalid_tool_calls])
         ]
         last = AIMessageChunk(
             content="",
