@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_chatgptes.emulator.responders import ChatRequest, Reply
+from langchain_chatgptes.emulator.responders import ChatRequest, EchoResponder, Reply
 
 CallStyle = Literal["tags", "tool_calls_json", "fenced", "lone", "string_arguments"]
 
@@ -119,7 +119,7 @@ class ToolModelResponder:
             return f"```json\n{answer}\n```" if self.fence_json else answer
         if after_tool:
             return f"The tool says: {turn}"
-        return f"This answer comes from the local chatgpt.es emulator. You wrote: {turn}"
+        return EchoResponder()(request)
 
     @staticmethod
     def _pick(
