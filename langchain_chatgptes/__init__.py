@@ -22,6 +22,7 @@ from langchain_chatgptes.errors import (
     RateLimitError,
     RequestTimeoutError,
     ResponseFormatError,
+    ResponseTooLargeError,
     SiteError,
     TransportError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "SiteError",
     "TransportError",
     "__version__",

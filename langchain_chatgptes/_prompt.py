@@ -1,8 +1,10 @@
-"""LangChain messages -> the one text box chatgpt.es takes.
+"""LangChain messages -> the conversation a site receives (:class:`ChatInput`).
 
-The site has a single ``message`` field and keeps no usable history, so the whole
-conversation is flattened into it: the fixed :data:`SYSTEM_PROMPT`, one space, then a lone
-user message verbatim, or role-labelled lines ending with ``Assistant:``.
+Messages become text turns (earlier tool calls written into their assistant turn, tool
+results labelled with their call id); tools and the answer format become instruction
+text. How a protocol sends them is its own business (``_conversation.flatten`` writes the
+one text box of the legacy plugin: :data:`SYSTEM_PROMPT`, one space, a lone user message
+verbatim, or role-labelled lines ending with ``Assistant:``).
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_chatgptes._conversation import (
+    SYSTEM_PROMPT,
+    ChatInput,
+    Role,
+    Turn,
+    Visitor,
+    flatten,
+)
 from langchain_chatgptes._tools import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolChoice
 from langchain_chatgptes.errors import InvalidInputError
 
-SYSTEM_PROMPT = (
-    "Your default language is English. Always respond in English unless the user's message "
-    "is in a different language. If the user's message is not in English, respond in the "
-    "language of the user's message. Maintain this language behavior throughout the "
-    "conversation unless explicitly instructed otherwise. User input:"
-)
-"""The preamble every ``message`` starts with (verbatim from the protocol reference)."""
+__all__ = ["SYSTEM_PROMPT", "build_message", "chat_input", "correction", "render_instructions"]
 
 # What the model is told about tools and answer formats; the emulator's tool-using responder
 # reads these tags back, and ``_tools.parse_reply`` reads the answers.
@@ -179,57 +183,66 @@ def correction(choice: ToolChoice) -> str:
     return CORRECTION.format(target=target)
 
 
-def render_conversation(messages: Sequence[BaseMessage], *, labelled: bool = False) -> str:
-    """Flatten a conversation into the text after the system prompt.
+def _role(message: BaseMessage) -> Role:
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    if isinstance(message, (ToolMessage, FunctionMessage)):
+        return "tool"
+    if isinstance(message, ChatMessage) and message.role in ("system", "assistant", "tool"):
+        return message.role  # type: ignore[return-value]
+    return "user"
 
-    A lone, unnamed user message is sent verbatim (unless ``labelled``); anything else
-    becomes role-labelled lines (``System:``, ``User:``, ``Assistant:``,
-    ``Tool result (id):``) ending with ``Assistant:`` so the model answers as the next turn.
+
+def to_turns(messages: Sequence[BaseMessage]) -> tuple[Turn, ...]:
+    """The conversation as text turns, each with its role and its label.
 
     Raises:
         InvalidInputError: No messages, nothing but empty text, or a non-text block.
     """
     if not messages:
         raise InvalidInputError("No messages to send: pass at least one message.")
-    texts = [message_text(message, i) for i, message in enumerate(messages)]
-    lone = len(messages) == 1 and isinstance(messages[0], HumanMessage) and not messages[0].name
-    if lone and not labelled:
-        body = texts[0]
-    else:
-        lines = []
-        for message, text in zip(messages, texts, strict=True):
-            label = _label(message)
-            if message.name and isinstance(message, (HumanMessage, AIMessage, SystemMessage)):
-                label = f"{label} ({message.name})"
-            if isinstance(message, AIMessage) and message.tool_calls:
-                text = "\n".join(filter(None, [text, *_render_tool_calls(message)]))
-            lines.append(f"{label}: {text}")
-        body = "\n".join(lines) + "\nAssistant:"
-    if not any(text.strip() for text in texts) and not any(
-        isinstance(m, AIMessage) and m.tool_calls for m in messages
-    ):
+    turns = []
+    for index, message in enumerate(messages):
+        text = message_text(message, index)
+        label = _label(message)
+        if message.name and isinstance(message, (HumanMessage, AIMessage, SystemMessage)):
+            label = f"{label} ({message.name})"
+        if isinstance(message, AIMessage) and message.tool_calls:
+            text = "\n".join(filter(None, [text, *_render_tool_calls(message)]))
+        turns.append(Turn(_role(message), label, text))
+    if not any(turn.text.strip() for turn in turns):
         raise InvalidInputError("Every message is empty: there is no text to send.")
-    return body
+    return tuple(turns)
 
 
-def build_message(messages: Sequence[BaseMessage], instructions: str = "") -> str:
-    """The ``message`` form field: :data:`SYSTEM_PROMPT`, one space, the conversation.
-
-    With ``instructions`` (see :func:`render_instructions`) they come first, then a blank
-    line and the conversation as labelled lines.
-
-    Raises:
-        InvalidInputError: See :func:`render_conversation`; also text that is not valid
-            Unicode (lone surrogates), which could not be sent.
-    """
-    conversation = render_conversation(messages, labelled=bool(instructions))
-    body = f"{instructions}\n\n{conversation}" if instructions else conversation
-    message = f"{SYSTEM_PROMPT} {body}"
+def _check_unicode(text: str) -> None:
     try:
-        message.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInputError(
             f"The messages contain text that is not valid Unicode ({exc.reason} at "
             f"position {exc.start}); remove lone surrogate characters."
         ) from exc
-    return message
+
+
+def chat_input(messages: Sequence[BaseMessage], instructions: str, visitor: Visitor) -> ChatInput:
+    """What a call sends: the turns, the instructions and the visitor's ids.
+
+    Raises:
+        InvalidInputError: See :func:`to_turns`; also text that is not valid Unicode
+            (lone surrogates), which could not be sent.
+    """
+    turns = to_turns(messages)
+    for text in (instructions, *(turn.text for turn in turns)):
+        _check_unicode(text)
+    return ChatInput(turns, instructions, visitor)
+
+
+_NO_VISITOR = Visitor(client_id="", session_id="")
+
+
+def build_message(messages: Sequence[BaseMessage], instructions: str = "") -> str:
+    """The legacy plugin's ``message`` field for a conversation (see ``flatten``)."""
+    return flatten(chat_input(messages, instructions, _NO_VISITOR))

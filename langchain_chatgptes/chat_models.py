@@ -1,19 +1,31 @@
 """ChatChatGptEs: the LangChain chat model over chatgpt.es.
 
-A thin adapter: messages become the prompt text (``_prompt``), ``_transport`` sends it and
-returns events, and this module turns events into LangChain messages and chunks.
+A thin adapter: messages become a :class:`ChatInput` (``_prompt``), the policy layer
+(``_policy``) runs the call through the site's protocol and returns events, and this module
+turns events into LangChain messages and chunks. Sync calls run the same async pipeline on
+the package's I/O thread (``_sessions``); async calls run it on the caller's loop.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import uuid
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing, closing
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -40,11 +52,20 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SkipValidation,
+    field_validator,
+)
 
+from langchain_chatgptes._conversation import ChatInput, Visitor, flatten
 from langchain_chatgptes._output import TextShaper, estimate_usage, tokens_for_chars
-from langchain_chatgptes._prompt import build_message, correction, render_instructions
-from langchain_chatgptes._protocol import Event, StreamEnd
+from langchain_chatgptes._prompt import chat_input, correction, render_instructions
+from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes._tools import (
     ParsedReply,
     ReplyFilter,
@@ -53,16 +74,24 @@ from langchain_chatgptes._tools import (
     parse_reply,
     tool_choice_of,
 )
-from langchain_chatgptes.errors import InvalidInputError
+from langchain_chatgptes.errors import (
+    BlockedError,
+    ChatGptEsError,
+    InvalidInputError,
+    NonceNotFoundError,
+    TransportError,
+)
+from langchain_chatgptes.protocols._base import End, Event, Metadata, TextDelta
 
 if TYPE_CHECKING:
-    from langchain_chatgptes._transport import Transport, TransportConfig
+    from langchain_chatgptes._policy import Settings
+    from langchain_chatgptes._sessions import Runtime, SessionOptions
 
 KNOWN_MODELS = ("gpt-4", "gpt-4o", "gpt-4o-mini")
 """Model labels accepted; the site itself decides which model answers."""
 
 PROVIDER = "chatgptes"
-_TRANSPORT_LOCK = threading.Lock()  # first calls from several threads build one transport
+_RUNTIME_LOCK = threading.Lock()  # first calls from several threads build one runtime
 DEFAULT_BASE_URL = "https://chatgpt.es"
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
@@ -74,6 +103,25 @@ def _check_model(name: str) -> str:
             "(chatgpt.es chooses the model that answers; the label is what metadata reports.)"
         )
     return name
+
+
+def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
+    """Add what the caller of the model can change to an error's message (once)."""
+    if exc.advice:
+        return
+    if isinstance(exc, BlockedError):
+        exc.advice = (
+            "Try another network or `proxy=`, or another `impersonate=` browser target "
+            "(e.g. 'chrome', 'safari', 'firefox')."
+        )
+    elif isinstance(exc, NonceNotFoundError):
+        exc.advice = "The site may have changed or be down: check `base_url` in a browser."
+    elif isinstance(exc, InvalidInputError) and exc.setting == "impersonate":
+        exc.advice = (
+            f"impersonate={impersonate!r} is not one: use e.g. 'chrome', 'safari' or 'firefox'."
+        )
+    elif isinstance(exc, TransportError) and exc.at_proxy:
+        exc.advice = "Check `proxy=` (or CHATGPTES_PROXY)."
 
 
 def _text_chunk(text: str) -> ChatGenerationChunk:
@@ -92,12 +140,14 @@ class _Setup:
     json_only: bool  # a response_format was bound: the answer is a JSON object
     instructions: str
 
-    def answer(self, messages: Sequence[BaseMessage]) -> _Answer:
+    def answer(self, messages: Sequence[BaseMessage], visitor: Visitor) -> _Answer:
         """A fresh answer for one attempt at this conversation."""
         parses = self.tool_names is not None or self.json_only
+        chat = chat_input(messages, self.instructions, visitor)
         return _Answer(
             setup=self,
-            prompt=build_message(messages, self.instructions),
+            chat=chat,
+            prompt=flatten(chat),
             shaper=TextShaper(self.stop, self.max_tokens),
             filter=ReplyFilter(hold=self.choice.forces_call or self.json_only) if parses else None,
         )
@@ -157,10 +207,12 @@ class _Answer:
     """
 
     setup: _Setup
-    prompt: str
+    chat: ChatInput
+    prompt: str  # the conversation as one text, for the usage estimate
     shaper: TextShaper
     filter: ReplyFilter | None
     site_finish_reason: str = "stop"
+    site_metadata: dict[str, Any] = field(default_factory=dict)
     raw: list[str] = field(default_factory=list)  # kept only when replies are parsed
     filtered: list[str] = field(default_factory=list)
     shown_chars: int = 0  # the text itself is the caller's: a long stream is not kept here
@@ -172,8 +224,13 @@ class _Answer:
 
     def take(self, event: Event) -> str:
         """The text to hand to the caller now for one event (may be empty)."""
-        if isinstance(event, StreamEnd):
+        if isinstance(event, End):
             self.site_finish_reason = event.finish_reason
+            return ""
+        if isinstance(event, Metadata):
+            self.site_metadata.update(event.values)
+            return ""
+        if not isinstance(event, TextDelta):
             return ""
         text = event.text
         if self.filter is not None:
@@ -220,6 +277,7 @@ class _Answer:
             tool_calls=calls,
             invalid_tool_calls=parsed.invalid_tool_calls,
             response_metadata={
+                **self.site_metadata,
                 "model_name": setup.model_name,
                 "model_provider": PROVIDER,
                 "finish_reason": finish_reason,
@@ -350,9 +408,57 @@ class ChatChatGptEs(BaseChatModel):
     """Verify TLS certificates (turn off only for a site you trust on a network you trust)."""
     max_concurrency: int = 16
     """Async requests in flight at once per event loop; more wait for a free slot."""
+    http_client: SkipValidation[Any] = Field(default=None, exclude=True)
+    """Your own curl_cffi ``AsyncSession`` (or ``Session``) for the sync methods, instead of
+    the package's; never closed by the model, shared by copies, not pickled. The sync
+    methods run on the package's I/O thread, where an ``AsyncSession`` is bound on first use.
+    Configure proxy, browser target and TLS on it (then do not pass ``proxy``,
+    ``impersonate`` or ``verify``)."""
+    http_async_client: SkipValidation[Any] = Field(default=None, exclude=True)
+    """Your own curl_cffi ``AsyncSession`` for the async methods (bound to your event
+    loop); never closed by the model, shared by copies, not pickled."""
+    site_cache: SkipValidation[SiteCache | None] = Field(default=None, exclude=True)
+    """Where page facts and nonces are kept (default: one cache shared by the process)."""
 
-    _client_id: str = PrivateAttr(default_factory=lambda: secrets.token_hex(5))
-    _transport: Transport | None = PrivateAttr(default=None)
+    _visitor: Visitor = PrivateAttr(
+        default_factory=lambda: Visitor(secrets.token_hex(5), str(uuid.uuid4()))
+    )
+    _runtime: Runtime | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        """Validate the fields (no network I/O happens here)."""
+        super().__init__(**data)
+        self._check_http_clients()
+
+    def _check_http_clients(self) -> None:
+        from curl_cffi.requests import AsyncSession, Session
+
+        for name, allowed in (
+            ("http_client", (AsyncSession, Session)),
+            ("http_async_client", (AsyncSession,)),
+        ):
+            client = getattr(self, name)
+            if client is not None and not isinstance(client, allowed):
+                kinds = " or ".join(f"curl_cffi.{kind.__name__}" for kind in allowed)
+                raise InvalidInputError(f"{name} must be a {kinds}, not {type(client).__name__}.")
+        if self.http_client is None and self.http_async_client is None:
+            return
+        conflicts: list[str] = [
+            name for name in ("impersonate", "verify") if name in self.model_fields_set
+        ]
+        if self.proxy is not None:
+            conflicts.insert(0, "proxy")
+        if conflicts:
+            raise InvalidInputError(
+                f"{' and '.join(conflicts)} cannot be combined with http_client or "
+                "http_async_client: configure your session instead (e.g. "
+                "AsyncSession(impersonate='chrome', proxy=...))."
+            )
+
+    @property
+    def _client_id(self) -> str:
+        """``wpaicg_chat_client_id``: stable per instance, like one browser."""
+        return self._visitor.client_id
 
     @field_validator("model_name")
     @classmethod
@@ -473,44 +579,108 @@ class ChatChatGptEs(BaseChatModel):
         """Estimated tokens of messages, offline (``count_tokens_approximately``)."""
         return count_tokens_approximately(messages, tools=list(tools) if tools else None)
 
-    # --- the transport --------------------------------------------------------------------
+    # --- sessions and the pipeline ----------------------------------------------------------
 
-    def _transport_config(self) -> TransportConfig:
-        from langchain_chatgptes._transport import TransportConfig
+    def _session_options(self) -> SessionOptions:
+        from langchain_chatgptes._sessions import SessionOptions
 
-        return TransportConfig(
-            base_url=self.base_url,
-            proxy=self.proxy.get_secret_value() if self.proxy else None,
+        return SessionOptions(
             impersonate=self.impersonate,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
+            proxy=self.proxy.get_secret_value() if self.proxy else None,
             verify=self.verify,
             max_concurrency=self.max_concurrency,
         )
 
-    def _get_transport(self) -> Transport:
+    def _get_runtime(self) -> Runtime:
         # Built on first use (construction does no I/O), and again if a field it uses changed.
-        from langchain_chatgptes._transport import Transport
+        from langchain_chatgptes._sessions import Runtime
 
-        config = self._transport_config()
-        with _TRANSPORT_LOCK:
-            old = self._transport
-            if old is not None and old.config == config:
+        options = self._session_options()
+        with _RUNTIME_LOCK:
+            old = self._runtime
+            if (
+                old is not None
+                and old.options == options
+                and old.clients == (self.http_async_client, self.http_client)
+            ):
                 return old
-            self._transport = Transport(config)
+            self._runtime = Runtime(options, self.http_async_client, self.http_client)
         if old is not None:
-            old.close()  # its async sessions go with their loops
-        return self._transport
+            old.close()  # its sessions on other loops close with their loops
+        return self._runtime
+
+    def _settings(self) -> Settings:
+        from langchain_chatgptes._policy import Settings
+
+        return Settings(self.base_url + "/", self.timeout, self.max_retries)
+
+    async def _pipeline_events(
+        self, runtime: Runtime, chat: ChatInput, *, on_io_thread: bool
+    ) -> AsyncGenerator[Event, None]:
+        from langchain_chatgptes._policy import Pipeline
+
+        adapter = await runtime.adapter(on_io_thread=on_io_thread)
+        pipeline = Pipeline(self._settings(), self.site_cache or SiteCache.shared(), adapter)
+        async with aclosing(pipeline.chat(chat)) as events:
+            async for event in events:
+                yield event
+
+    def _events(self, chat: ChatInput) -> Generator[Event, None, None]:
+        from langchain_chatgptes._sessions import IOThread
+
+        runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
+        return IOThread.get().iterate(
+            lambda: self._pipeline_events(runtime, chat, on_io_thread=True)
+        )
+
+    def _aevents(self, chat: ChatInput) -> AsyncGenerator[Event, None]:
+        return self._pipeline_events(self._get_runtime(), chat, on_io_thread=False)
 
     def close(self) -> None:
-        """Close the sync HTTP session (connections are kept alive between calls)."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close the session of the sync methods (connections are kept alive between calls).
+
+        Async sessions close with their event loops, or with :meth:`aclose`.
+        """
+        if self._runtime is not None:
+            self._runtime.close()
 
     async def aclose(self) -> None:
-        """Close the HTTP sessions of the running event loop and the sync one."""
-        if self._transport is not None:
-            await self._transport.aclose()
+        """Close the running event loop's session and the sync methods' one."""
+        if self._runtime is not None:
+            await self._runtime.aclose()
+            self._runtime.close()
+
+    # --- copies and pickling: runtime state is never copied ---------------------------------
+
+    _SHARED_FIELDS: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client", "site_cache")
+
+    def __copy__(self) -> Self:
+        duplicate = super().__copy__()
+        duplicate._runtime = None
+        return duplicate
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        for name in self._SHARED_FIELDS:  # the user's sessions and cache are shared
+            value = getattr(self, name)
+            if value is not None:
+                memo[id(value)] = value
+        if self._runtime is not None:
+            memo[id(self._runtime)] = None
+        duplicate = super().__deepcopy__(memo)
+        duplicate._runtime = None
+        return duplicate
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = copy.copy(super().__getstate__())
+        fields = dict(state["__dict__"])
+        for name in self._SHARED_FIELDS:  # sessions and locks do not pickle: left out
+            fields[name] = None
+        state["__dict__"] = fields
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_runtime"] = None
+        state["__pydantic_private__"] = private
+        return state
 
     def __enter__(self) -> Self:
         return self
@@ -642,21 +812,24 @@ class ChatChatGptEs(BaseChatModel):
         """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
         setup = self._setup(stop, kwargs)
         conversation = messages
-        for attempt in range(self.max_retries + 1):
-            answer = setup.answer(conversation)
-            transport = self._get_transport()
-            with closing(transport.stream(answer.prompt, self._client_id)) as events:
-                for event in events:
-                    text = answer.take(event)
-                    if text:
-                        yield text
-                    if answer.done:
-                        break  # a stop sequence or max_tokens ended it: drop the rest
-            final = answer.finish()
-            if not final.retry or attempt == self.max_retries:
-                yield final
-                return
-            conversation = answer.follow_up(messages)
+        try:
+            for attempt in range(self.max_retries + 1):
+                answer = setup.answer(conversation, self._visitor)
+                with closing(self._events(answer.chat)) as events:
+                    for event in events:
+                        text = answer.take(event)
+                        if text:
+                            yield text
+                        if answer.done:
+                            break  # a stop sequence or max_tokens ended it: drop the rest
+                final = answer.finish()
+                if not final.retry or attempt == self.max_retries:
+                    yield final
+                    return
+                conversation = answer.follow_up(messages)
+        except ChatGptEsError as exc:
+            advise(exc, impersonate=self.impersonate)
+            raise
 
     async def _aattempts(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -664,21 +837,24 @@ class ChatChatGptEs(BaseChatModel):
         """Async :meth:`_attempts`."""
         setup = self._setup(stop, kwargs)
         conversation = messages
-        for attempt in range(self.max_retries + 1):
-            answer = setup.answer(conversation)
-            transport = self._get_transport()
-            async with aclosing(transport.astream(answer.prompt, self._client_id)) as events:
-                async for event in events:
-                    text = answer.take(event)
-                    if text:
-                        yield text
-                    if answer.done:
-                        break
-            final = answer.finish()
-            if not final.retry or attempt == self.max_retries:
-                yield final
-                return
-            conversation = answer.follow_up(messages)
+        try:
+            for attempt in range(self.max_retries + 1):
+                answer = setup.answer(conversation, self._visitor)
+                async with aclosing(self._aevents(answer.chat)) as events:
+                    async for event in events:
+                        text = answer.take(event)
+                        if text:
+                            yield text
+                        if answer.done:
+                            break
+                final = answer.finish()
+                if not final.retry or attempt == self.max_retries:
+                    yield final
+                    return
+                conversation = answer.follow_up(messages)
+        except ChatGptEsError as exc:
+            advise(exc, impersonate=self.impersonate)
+            raise
 
     def _generate(
         self,

@@ -13,6 +13,7 @@ catch everything at once or pick the concern it can act on::
     │   └── ConsentRequiredError              the site's "tick the box" (checkbox) message
     ├── RateLimitError                        token limit reached or HTTP 429
     ├── ResponseFormatError                   a reply the package cannot read (or empty)
+    │   └── ResponseTooLargeError             a page, reply or event above the size caps
     ├── HTTPStatusError                       an unexpected HTTP status (e.g. 5xx)
     └── TransportError                        connection, TLS, proxy or DNS failure
         └── RequestTimeoutError (also TimeoutError)
@@ -32,6 +33,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "SiteError",
     "TransportError",
 ]
@@ -40,17 +42,34 @@ __all__ = [
 class ChatGptEsError(Exception):
     """Base class of every error raised by langchain-chatgptes.
 
+    The message says what went wrong on the wire; where the user is addressed (the chat
+    model, the doctor) an :attr:`advice` naming what to change may be added to it.
+
     Attributes:
         status_code: The HTTP status of the reply that caused the error, if any.
+        advice: What the caller can do about it, shown after the message (or ``None``).
     """
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.advice: str | None = None
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} {self.advice}" if self.advice else message
 
 
 class InvalidInputError(ChatGptEsError, ValueError):
-    """The call itself is wrong (messages, content blocks, arguments)."""
+    """The call itself is wrong (messages, content blocks, arguments, settings).
+
+    Attributes:
+        setting: The argument or setting at fault, when one is (e.g. ``"impersonate"``).
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class BlockedError(ChatGptEsError):
@@ -62,7 +81,28 @@ class NonceError(ChatGptEsError):
 
 
 class NonceNotFoundError(NonceError):
-    """The page was fetched but holds no chat box nonce or post id (page changed?)."""
+    """The page was fetched but holds no chat bot this package can talk to.
+
+    Attributes:
+        page_url: The page that was read.
+        missing: What a chat box found on the page lacks (e.g. ``("nonce",)``); empty
+            when no chat box was found at all.
+        looked_for: What was looked for, in words (one entry per known plugin).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        page_url: str = "",
+        missing: tuple[str, ...] = (),
+        looked_for: tuple[str, ...] = (),
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.page_url = page_url
+        self.missing = missing
+        self.looked_for = looked_for
 
 
 class NonceRejectedError(NonceError):
@@ -103,12 +143,34 @@ class ResponseFormatError(ChatGptEsError):
     """The reply could not be read as the plugin's JSON or event stream, or was empty."""
 
 
+class ResponseTooLargeError(ResponseFormatError):
+    """A page, a reply body or one stream event is larger than the package reads.
+
+    Attributes:
+        limit: The cap in bytes that was exceeded.
+    """
+
+    def __init__(self, message: str, *, limit: int, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.limit = limit
+
+
 class HTTPStatusError(ChatGptEsError):
     """The site answered with an HTTP status the protocol does not expect."""
 
 
 class TransportError(ChatGptEsError):
-    """The request did not complete: connection, TLS, proxy or DNS failure."""
+    """The request did not complete: connection, TLS, proxy or DNS failure.
+
+    Attributes:
+        at_proxy: The proxy failed (not the site).
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, at_proxy: bool = False
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.at_proxy = at_proxy
 
 
 class RequestTimeoutError(TransportError, TimeoutError):

@@ -31,7 +31,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--banned-word", action="append", default=[], dest="banned_words")
     add("--banned-ip", action="append", default=[], dest="banned_ips")
     add("--token-limit", type=int, default=None)
-    add("--page-variant", choices=["standard", "minified", "noisy"], default="standard")
+    add(
+        "--page-variant",
+        choices=["standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce"],
+        default="standard",
+    )
     options = vars(parser.parse_args(argv))
     emulator = Emulator(**options).start()
     print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from langchain_chatgptes.emulator._wordpress import php_json
 
-PageVariant = Literal["standard", "minified", "noisy", "no_chat_box"]
+PageVariant = Literal["standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce"]
 _PLUGIN = "/wp-content/plugins/gpt3-ai-content-generator"
 
 
@@ -76,9 +76,13 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
     ``standard`` follows the plugin's template byte for byte; ``minified`` is what an HTML
     minifier makes of it (one line, unquoted values, other attribute order); ``noisy`` puts
     another plugin's ``"nonce"`` in ``<head>``, before the chat box; ``no_chat_box`` is the
-    page with the plugin switched off (no chat box, no ``wpaicgParams``), still HTTP 200.
+    page with the plugin switched off (no chat box, no ``wpaicgParams``), still HTTP 200;
+    ``no_data_nonce`` is what caching and optimisation plugins leave: the chat box without
+    ``data-nonce`` (the nonce only in ``wpaicgParams.search_nonce``); ``no_nonce`` has neither.
     """
     base, attrs = facts.base_url, _chat_box_attributes(facts)
+    if variant in ("no_data_nonce", "no_nonce"):
+        attrs = [(name, value) for name, value in attrs if name != "data-nonce"]
     body_class = (
         "home " if not facts.path else ""
     ) + f"page-template-default page page-id-{facts.post_id}"
@@ -100,6 +104,8 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
     params = f'<script id="wpaicg-init-js-extra">\n{_params_script(facts)}\n</script>'
     if variant == "no_chat_box":
         chat_box, params = "<div>", ""
+    if variant == "no_nonce":
+        params = ""
     page = f"""<!DOCTYPE html>
 <html lang="es">
 <head>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from langchain_chatgptes._protocol import ACTION, AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
 from langchain_chatgptes.emulator import _wordpress as wp
 from langchain_chatgptes.emulator._pages import (
     CHALLENGE_HEADERS,
@@ -25,6 +25,12 @@ from langchain_chatgptes.emulator._pages import (
 )
 from langchain_chatgptes.emulator._wire import json_body, sse_events
 from langchain_chatgptes.emulator.responders import ChatRequest, EchoResponder, Reply, Responder
+from langchain_chatgptes.protocols.wpaicg import (
+    ACTION,
+    AJAX_PATH,
+    NONCE_EXPIRED_TEXT,
+    NONCE_FAILED_MSG,
+)
 
 _ACTIONS = (ACTION, "wpaicg_chatbox_message")  # the shortcode and the widget share a handler
 _PAGES = {"/": "", "/chat/": "chat"}
@@ -34,11 +40,20 @@ _NOCACHE = {
     "Expires": "Wed, 11 Jan 1984 05:00:00 GMT",
     "Cache-Control": "no-cache, must-revalidate, max-age=0",
 }
+_USED_PORTS: set[int] = set()
+"""Ports earlier emulators of this process listened on: a new one never reuses them, so
+a client's page cache (keyed by URL) cannot mistake one emulated site for another."""
 _EMPTY_MSG = "It appears that nothing was inputted."
 _IP_BANNED_MSG = "You are not allowed to access this feature."
 _WORD_BANNED_MSG = (
     "Your message contains prohibited words. Please modify your message and try again."
 )
+
+
+def _peer(request: web.Request) -> tuple[str, int]:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return (str(peer[0]), int(peer[1])) if peer else ("", 0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ class RecordedRequest:
         body: The raw body.
         time: When it arrived, on the emulator's clock.
         nonce_valid: For admin-ajax POSTs, whether ``_wpnonce`` verified; None otherwise.
+        peer: The client's address and port (one per connection: kept-alive connections
+            show the same port).
     """
 
     method: str
@@ -64,6 +81,7 @@ class RecordedRequest:
     body: bytes
     time: float
     nonce_valid: bool | None
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -94,7 +112,10 @@ class Emulator:
         banned_words: The plugin's banned words (matched per space-separated word).
         banned_ips: The plugin's banned client addresses.
         token_limit: Guest token limit per ``wpaicg_chat_client_id`` (None: unlimited).
-        page_variant: ``standard``, ``minified`` or ``noisy`` HTML (see ``render_page``).
+        page_variant: ``standard``, ``minified``, ``noisy``, ``no_chat_box``,
+            ``no_data_nonce`` or ``no_nonce`` HTML (see ``render_page``).
+        redirect_to: Answer every request with HTTP 301 to this base URL plus the path
+            (a site that moved, or http -> https, www -> bare host).
         responder: Chooses the answers (None: :class:`EchoResponder`).
     """
 
@@ -117,6 +138,7 @@ class Emulator:
     banned_ips: Sequence[str] = ()
     token_limit: int | None = None
     page_variant: PageVariant = "standard"
+    redirect_to: str | None = None
     responder: Responder | None = None
 
     def __post_init__(self) -> None:
@@ -177,11 +199,34 @@ class Emulator:
         runner = web.AppRunner(app, shutdown_timeout=0.25, access_log=None)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            listener = self._socket()
+            await web.SockSite(runner, listener).start()
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner, self.port = runner, runner.addresses[0][1]
+        self._runner, self.port = runner, listener.getsockname()[1]
+        _USED_PORTS.add(self.port)
+
+    def _socket(self) -> socket.socket:
+        """A listening socket on ``port``, or on a port no earlier emulator used."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        rejected: list[socket.socket] = []  # held open so the kernel offers other ports
+        try:
+            while True:
+                listener = socket.socket(family, socket.SOCK_STREAM)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    listener.bind((self.host, self.port))
+                except BaseException:
+                    listener.close()
+                    raise
+                if self.port or listener.getsockname()[1] not in _USED_PORTS:
+                    listener.listen(128)
+                    return listener
+                rejected.append(listener)
+        finally:
+            for listener in rejected:
+                listener.close()
 
     def stop(self) -> None:
         """Shut the server down and join its thread; safe to call twice."""
@@ -273,10 +318,13 @@ class Emulator:
             body=body,
             time=self.now(),
             nonce_valid=self._nonce_ok(nonce) if is_chat else None,
+            peer=_peer(request),
         )
         with self._lock:
             self._requests.append(record)
 
+        if self.redirect_to is not None:
+            raise web.HTTPMovedPermanently(self.redirect_to.rstrip("/") + request.path_qs)
         if self.cloudflare == "both" or self.cloudflare == request.method.lower():
             return web.Response(status=403, body=CHALLENGE_PAGE.encode(), headers=CHALLENGE_HEADERS)
         if request.path == AJAX_PATH:

@@ -7,9 +7,9 @@ import re
 import secrets
 import string
 
-from langchain_chatgptes._protocol import CHECKBOX_MESSAGE, TOKEN_LIMIT_KEY
 from langchain_chatgptes.emulator._wordpress import GREETING, php_json
 from langchain_chatgptes.emulator.responders import Reply
+from langchain_chatgptes.protocols.wpaicg import CHECKBOX_MESSAGE, TOKEN_LIMIT_KEY
 
 LIMIT_REACHED_MSG = "You have reached your token limit."
 _PIECE = re.compile(r"\s*\S{1,4}|\s+")  # leading blanks + a few characters: token-sized pieces

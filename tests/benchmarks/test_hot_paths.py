@@ -13,9 +13,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from langchain_chatgptes._prompt import build_message
-from langchain_chatgptes._protocol import SSEDecoder, parse_page
 from langchain_chatgptes._tools import parse_reply
 from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.protocols import choose_bot, read_page
+from langchain_chatgptes.protocols._base import Bot
+from langchain_chatgptes.protocols.wpaicg import StreamDecoder
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,11 @@ def page() -> str:
 
 
 def test_parse_page(benchmark: BenchmarkFixture, page: str) -> None:
-    site = benchmark(parse_page, page, page_url="https://chatgpt.es")
-    assert site.nonce
+    def parse() -> Bot:
+        return choose_bot(read_page(page, "https://chatgpt.es"))
+
+    bot = benchmark(parse)
+    assert bot.nonce
 
 
 def test_build_message_ten_turns(benchmark: BenchmarkFixture) -> None:
@@ -43,7 +48,7 @@ def test_decode_100kb_event_stream_in_1kb_pieces(benchmark: BenchmarkFixture) ->
     pieces = [body[i : i + 1024] for i in range(0, len(body), 1024)]
 
     def decode() -> int:
-        decoder = SSEDecoder()
+        decoder = StreamDecoder()
         events = [event for piece in pieces for event in decoder.feed(piece)]
         return len(events + decoder.finish())
 

@@ -14,8 +14,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from langchain_chatgptes._protocol import ACTION, AJAX_PATH
 from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.protocols.wpaicg import ACTION, AJAX_PATH
 
 T0 = 1_800_000_000.0  # a fixed clock: nonce ticks are then known in advance
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from langchain_chatgptes._protocol import AJAX_PATH
 from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.protocols.wpaicg import AJAX_PATH
 
 from .conftest import chat_fields, post, request
 

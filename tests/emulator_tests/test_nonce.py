@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from langchain_chatgptes._protocol import AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
 from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.protocols.wpaicg import AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
 
 from .conftest import chat_fields, post, request
 

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from langchain_chatgptes._protocol import ACTION, AJAX_PATH
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.protocols.wpaicg import ACTION, AJAX_PATH
 
 from .conftest import chat_fields, post
 

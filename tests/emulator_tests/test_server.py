@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from langchain_chatgptes._protocol import AJAX_PATH
 from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.protocols.wpaicg import AJAX_PATH
 
 from .conftest import T0, chat_fields, post, request
 

@@ -18,7 +18,6 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from langchain_chatgptes import ChatChatGptEs
-from langchain_chatgptes._transport import SITE_CACHE
 from langchain_chatgptes.emulator import Emulator, ToolModelResponder
 
 
@@ -55,13 +54,6 @@ def summed(chunks: Sequence[Any]) -> AIMessageChunk:
     total = functools.reduce(operator.add, chunks)
     assert isinstance(total, AIMessageChunk)
     return total
-
-
-@pytest.fixture(autouse=True)
-def _fresh_page_cache() -> Iterator[None]:
-    SITE_CACHE.clear()
-    yield
-    SITE_CACHE.clear()
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from langchain_core.messages import HumanMessage
 from langchain_chatgptes.__main__ import main
 from langchain_chatgptes._doctor import PROMPT, run_doctor
 from langchain_chatgptes._prompt import build_message
-from langchain_chatgptes._protocol import NONCE_EXPIRED_TEXT
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.protocols.wpaicg import NONCE_EXPIRED_TEXT
 
 BLOCKED = "blocked by an anti-bot (Cloudflare) challenge"
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback
@@ -112,15 +112,31 @@ def test_cloudflare_on_the_chat_endpoint(emulator: Emulator) -> None:
 
 
 def test_page_changed(emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    # Chat boxes are found by the plugin's class, so a page without one says what was
+    # looked for (the error's `looked_for`), not which attribute was missing.
     emulator.page_variant = "no_chat_box"
     healthy, report = doctor(emulator.base_url)
     assert not healthy
     line = lines(report)["read page"]
-    assert "page changed: no chat box, missing the nonce" in line
-    assert "the post id (data-post-id)" in line
+    assert "page changed: no chat box found (looked for the AI Power chat box" in line
     assert " SKIP " in lines(report)["send prompt"]
     assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 1
     assert "page changed" in capsys.readouterr().out
+
+
+def test_chat_box_without_a_nonce(emulator: Emulator) -> None:
+    emulator.page_variant = "no_nonce"
+    healthy, report = doctor(emulator.base_url)
+    assert not healthy
+    line = lines(report)["read page"]
+    assert "page changed: no usable chat box, missing the nonce (data-nonce or " in line
+    assert "post id" not in line.partition("missing")[2]  # only what is missing is named
+
+
+def test_chat_box_with_its_nonce_only_in_the_script(emulator: Emulator) -> None:
+    emulator.page_variant = "no_data_nonce"
+    healthy, report = doctor(emulator.base_url)
+    assert healthy, report
 
 
 def test_page_not_found(emulator: Emulator) -> None:
@@ -130,9 +146,20 @@ def test_page_not_found(emulator: Emulator) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_nonce_refreshed_once_like_the_model(emulator: Emulator, stream: bool) -> None:
+    # The doctor takes the model's path, transparent nonce refresh included, and says so.
+    emulator.stream = stream
+    emulator.responder = ScriptedResponder([Reply.raw(403, NONCE_EXPIRED_TEXT), "pong"])
+    healthy, report = doctor(emulator.base_url)
+    assert healthy, report
+    assert "answer received (after one nonce refresh): 'pong'" in lines(report)["send prompt"]
+    assert [r.method for r in emulator.requests] == ["GET", "POST", "GET", "POST"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_nonce_rejected(emulator: Emulator, stream: bool) -> None:
     emulator.stream = stream
-    emulator.responder = ScriptedResponder([Reply.raw(403, NONCE_EXPIRED_TEXT)])
+    emulator.responder = ScriptedResponder([Reply.raw(403, NONCE_EXPIRED_TEXT)] * 2)
     healthy, report = doctor(emulator.base_url)
     assert not healthy
     line = lines(report)["send prompt"]
@@ -148,7 +175,8 @@ def test_nonce_expired_between_page_and_post(nonce_failure: Literal["modern", "l
     clock = itertools.count(time.time(), 3 * 86400.0).__next__
     with Emulator(clock=clock, nonce_failure=nonce_failure) as emu:
         healthy, report = doctor(emu.base_url)
-        assert [r.nonce_valid for r in emu.chat_requests()] == [False]
+        # Rejected, refreshed once (as the model does), rejected again.
+        assert [r.nonce_valid for r in emu.chat_requests()] == [False, False]
     assert not healthy
     assert "nonce rejected" in lines(report)["send prompt"]
 

@@ -26,6 +26,7 @@ from langchain_chatgptes import (
     SiteError,
     TransportError,
 )
+from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
 
 from .conftest import PATHS, call
@@ -149,7 +150,10 @@ def matrix_markdown() -> str:
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
     emulator.stream = fault.site_streams
-    model = ChatChatGptEs(base_url=emulator.base_url, timeout=TIMEOUT, max_retries=2)
+    cache = SiteCache()
+    model = ChatChatGptEs(
+        base_url=emulator.base_url, timeout=TIMEOUT, max_retries=2, site_cache=cache
+    )
     await call(model, path, "warm up")  # the page is cached: faults hit the chat POST
     emulator.responder = ScriptedResponder(fault.replies, fallback=lambda request: ANSWER)
     if fault.setup:
@@ -159,9 +163,7 @@ async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
         else:
             setattr(emulator, name, value)
         if name == "cloudflare" and value == "get":
-            from langchain_chatgptes._transport import SITE_CACHE
-
-            SITE_CACHE.clear()  # the challenge is on the page: make the call fetch it
+            cache.clear()  # the challenge is on the page: make the call fetch it
     started = time.monotonic()
     if fault.outcome is None:
         answer = await call(model, path, "go")

@@ -6,13 +6,17 @@ package implements. Set CHATGPTES_PROXY to go through a proxy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 from langchain_core.messages import AIMessageChunk
 
 from langchain_chatgptes import BlockedError, ChatChatGptEs
-from langchain_chatgptes._transport import SITE_CACHE
+from langchain_chatgptes._policy import Pipeline, Settings
+from langchain_chatgptes._sessions import Runtime, SessionOptions
+from langchain_chatgptes._site_cache import SiteCache
+from langchain_chatgptes.protocols import Page, choose_bot
 
 pytestmark = [
     pytest.mark.live,
@@ -26,16 +30,25 @@ LIVE_URL = "https://chatgpt.es"
 
 @pytest.fixture
 def live_model() -> ChatChatGptEs:
-    SITE_CACHE.clear()
-    return ChatChatGptEs(base_url=LIVE_URL, timeout=90, max_retries=2)
+    return ChatChatGptEs(base_url=LIVE_URL, timeout=90, max_retries=2, site_cache=SiteCache())
+
+
+async def read_page(base_url: str) -> Page:
+    """The live page as the model reads it (same session set-up, adapter and policy)."""
+    runtime = Runtime(SessionOptions(proxy=os.environ.get("CHATGPTES_PROXY") or None))
+    try:
+        adapter = await runtime.adapter()
+        return await Pipeline(Settings(base_url + "/", 90), SiteCache(), adapter).page()
+    finally:
+        await runtime.aclose()
 
 
 def test_live_page_has_a_chat_box(live_model: ChatChatGptEs) -> None:
     try:
-        site = live_model._get_transport().site()
+        page = asyncio.run(read_page(LIVE_URL))
     except BlockedError as exc:
         pytest.skip(f"blocked from this network: {exc}")
-    assert site.nonce and site.post_id.isdigit()
+    assert choose_bot(page).nonce
 
 
 def test_live_invoke_and_stream(live_model: ChatChatGptEs) -> None:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 
 from langchain_chatgptes import ChatChatGptEs, ChatGptEsError
-from langchain_chatgptes._transport import SITE_CACHE
 from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply
 
 CALLS = int(os.environ.get("SOAK_CALLS", "2000"))
@@ -57,7 +56,6 @@ def site() -> Iterator[Emulator]:
             return rng.choice(FAULTS)
         return f"answer to {request.message.rsplit(' ', 1)[-1]}"
 
-    SITE_CACHE.clear()
     with Emulator(responder=responder) as emulator:
         yield emulator
 

@@ -105,13 +105,13 @@ def test_proxy_credentials_never_shown(caplog: pytest.LogCaptureFixture) -> None
         caplog.text,
         str(model._get_ls_params()),
         str(model.model_dump()),
-        repr(model._get_transport().config),
+        repr(model._session_options()),
     ]
     assert all("s3cr3t" not in text for text in shown)
 
 
 def test_mask_proxy() -> None:
-    from langchain_chatgptes._transport import mask_proxy, scrub_proxy
+    from langchain_chatgptes._http import mask_proxy, scrub_proxy
 
     assert mask_proxy(SECRET_PROXY) == "http://***@proxy.example.test:3128"
     assert mask_proxy("socks5://host:1080") == "socks5://host:1080"
@@ -153,5 +153,5 @@ def test_profile_is_text_only_without_native_structured_output() -> None:
     assert profile["structured_output"] is False
 
 
-def test_construction_builds_no_transport() -> None:
-    assert ChatChatGptEs()._transport is None
+def test_construction_builds_no_runtime() -> None:
+    assert ChatChatGptEs()._runtime is None

@@ -13,10 +13,27 @@ from langchain_core.messages import (
 from syrupy.assertion import SnapshotAssertion
 
 from langchain_chatgptes import InvalidInputError
-from langchain_chatgptes._prompt import SYSTEM_PROMPT, build_message, render_conversation
-from langchain_chatgptes._protocol import SiteInfo, build_form
+from langchain_chatgptes._conversation import render_turns
+from langchain_chatgptes._prompt import SYSTEM_PROMPT, build_message, to_turns
+from langchain_chatgptes.protocols import choose_bot, read_page
+from langchain_chatgptes.protocols._base import Bot
+from langchain_chatgptes.protocols.wpaicg import build_form
 
-SITE = SiteInfo(nonce="5f1e2d3c4b", post_id="2173", url="https://chatgpt.es")
+# What the old SiteInfo(nonce, post_id, url) stood for: a bot with bot_id "0", not streaming.
+BOT = Bot(
+    protocol="wpaicg",
+    bot_id="0",
+    page_url="https://chatgpt.es",
+    endpoint="https://chatgpt.es/wp-admin/admin-ajax.php",
+    nonce="5f1e2d3c4b",
+    facts={"post_id": "2173", "url": "https://chatgpt.es", "streams": False},
+)
+
+
+def render_conversation(messages: list[BaseMessage]) -> str:
+    """The old ``_prompt.render_conversation``: the text after the system prompt."""
+    return render_turns(to_turns(messages))
+
 
 CONVERSATIONS: dict[str, list[BaseMessage]] = {
     "one_turn": [HumanMessage("What is the capital of Spain?")],
@@ -57,8 +74,20 @@ CONVERSATIONS: dict[str, list[BaseMessage]] = {
 
 @pytest.mark.parametrize("name", list(CONVERSATIONS))
 def test_form_fields_snapshot(name: str, snapshot: SnapshotAssertion) -> None:
-    form = build_form(SITE, build_message(CONVERSATIONS[name]), "0123456789")
-    assert list(form.items()) == snapshot  # a list keeps the order fields are sent in
+    form = build_form(BOT, BOT.nonce, build_message(CONVERSATIONS[name]), "0123456789")
+    assert list(form) == snapshot  # a list keeps the order fields are sent in
+
+
+def test_the_bot_read_from_a_page_gives_the_same_form() -> None:
+    page = (
+        '<div class="wpaicg-chat-shortcode" data-nonce="5f1e2d3c4b" data-post-id="2173" '
+        'data-url="https://chatgpt.es" data-bot-id="0" data-openai_stream_nav="0"></div>'
+    )
+    bot = choose_bot(read_page(page, "https://chatgpt.es"))
+    message = build_message(CONVERSATIONS["one_turn"])
+    assert build_form(bot, bot.nonce, message, "0123456789") == build_form(
+        BOT, BOT.nonce, message, "0123456789"
+    )
 
 
 def test_message_is_system_prompt_space_conversation() -> None:

@@ -1,0 +1,271 @@
+"""The I/O adapter: sends a planned :class:`HttpRequest` over curl_cffi, hands back bytes.
+
+This is the only module that touches sockets, and :func:`map_errors` is the only place
+where curl's errors become the package's. :class:`CurlAdapter.open` runs one request and
+yields a :class:`Transfer`: the body's chunks as they arrive, then the reply's head.
+
+Every transfer runs as one task that holds its curl handle from the session's pool (the
+concurrency slot) until curl_cffi's own ``finally`` gives it back. The invariant: **every
+exit from** ``open()`` **(end, error, time limit, or cancellation at any await: waiting for
+the start gate, for a pooled handle, for the first bytes, mid-body) cancels that task if
+it still runs and waits for it**, which removes the handle from curl's multi handle (the
+transfer stops at once) and returns it to the pool. No other code holds a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookies
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+from curl_cffi import CurlError
+from curl_cffi.requests import AsyncSession, Response
+from curl_cffi.requests import exceptions as curl_exceptions
+
+from langchain_chatgptes.errors import (
+    ChatGptEsError,
+    InvalidInputError,
+    RequestTimeoutError,
+    TransportError,
+)
+from langchain_chatgptes.protocols._base import HttpRequest, ReplyHead
+
+
+def mask_proxy(url: str) -> str:
+    """A proxy URL with its credentials replaced by ``***`` (for repr, logs and errors)."""
+    try:
+        parts = urlsplit(url)
+        if not (parts.username or parts.password):
+            return url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # an unreadable URL (e.g. a port that is not a number): show none of it
+        return "***"
+    return parts._replace(netloc=f"***@{host}{port}").geturl()
+
+
+def scrub_proxy(text: str, proxy: str | None) -> str:
+    """``text`` (e.g. curl's error message) with the proxy's credentials taken out."""
+    if not proxy:
+        return text
+    text = text.replace(proxy, mask_proxy(proxy))
+    userinfo = proxy.partition("://")[2].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for secret in (userinfo, password):
+        text = text.replace(secret, "***") if secret else text
+    return text
+
+
+def _curl_text(exc: BaseException) -> str:
+    text = str(exc).removeprefix("Failed to perform, ")
+    return text.split(" See https://curl.se")[0].strip()
+
+
+@contextmanager
+def map_errors(request: HttpRequest, timeout: float | None, proxy: str | None) -> Iterator[None]:
+    """Turn curl's errors (and the package's own time limits) into the package's errors.
+
+    Args:
+        request: The request under way, named in the message.
+        timeout: The limit in force, named in a timeout's message.
+        proxy: The proxy URL, whose credentials never reach a message.
+    """
+    what = f"{request.method} {request.url}"
+    try:
+        yield
+    except ChatGptEsError:
+        raise
+    except curl_exceptions.ImpersonateError as exc:
+        raise InvalidInputError(
+            f"impersonate= names a browser target curl_cffi does not know: "
+            f"{scrub_proxy(_curl_text(exc), proxy)}",
+            setting="impersonate",
+        ) from exc
+    except (curl_exceptions.Timeout, TimeoutError) as exc:
+        detail = scrub_proxy(_curl_text(exc), proxy)
+        raise RequestTimeoutError(
+            f"{what} timed out (timeout={timeout} s){': ' + detail if detail else ''}"
+        ) from exc
+    except curl_exceptions.ProxyError as exc:
+        raise TransportError(
+            f"{what} failed at the proxy {mask_proxy(proxy or '')}: "
+            f"{scrub_proxy(_curl_text(exc), proxy)}",
+            at_proxy=True,
+        ) from exc
+    except CurlError as exc:
+        raise TransportError(f"{what} failed: {scrub_proxy(_curl_text(exc), proxy)}") from exc
+
+
+def reply_head(response: Response) -> ReplyHead:
+    """The head of a finished curl_cffi response, names lower-cased, cookies read."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value or ''}" if key in headers else value or ""
+    cookies: dict[str, str] = {}
+    for line in response.headers.get_list("set-cookie"):
+        jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+        with suppress(http.cookies.CookieError):
+            jar.load(line or "")
+        cookies.update({name: morsel.value for name, morsel in jar.items()})
+    return ReplyHead(response.status_code, headers, response.url, cookies)
+
+
+def request_arguments(request: HttpRequest) -> dict[str, Any]:
+    """The keyword arguments of curl_cffi's ``request()`` for a planned request."""
+    headers = dict(request.headers)
+    body: bytes | None = None
+    if request.form is not None:
+        body = urlencode(request.form).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif request.json is not None:
+        body = request.json.encode()
+        headers.setdefault("Content-Type", "application/json")
+    return {
+        "method": request.method,
+        "url": request.url,
+        "headers": headers,
+        "data": body,
+        "cookies": dict(request.cookies) or None,
+        # Cookies a protocol needs travel in its state, sent explicitly: a session's jar
+        # lives per thread or per loop, and is the user's when the session is.
+        "discard_cookies": True,
+    }
+
+
+class Transfer:
+    """A request in flight: iterate for body chunks; :attr:`head` is set at the end.
+
+    Fed by curl's write callback on the event loop; read by one consumer.
+    """
+
+    def __init__(self, request: HttpRequest, timeout: float | None) -> None:
+        """Prepare to receive the reply to ``request`` within ``timeout`` seconds."""
+        self.request = request
+        self.timeout = timeout
+        self.head: ReplyHead | None = None
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[Response] | None = None
+
+    def on_chunk(self, data: bytes) -> int:
+        """Curl's write callback: keep the bytes, wake the consumer."""
+        self._chunks.append(data)
+        self._wake()
+        return len(data)
+
+    def on_done(self, task: asyncio.Task[Response]) -> None:
+        """The transfer ended (or failed): wake the consumer."""
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive, within the time limits; sets :attr:`head` at the end.
+
+        A streamed request may go quiet for ``timeout`` seconds at a time (before the first
+        bytes and between chunks); any other request must end within ``timeout``.
+        """
+        task = self.task
+        assert task is not None  # noqa: S101 (set by the adapter before iteration)
+        loop = asyncio.get_running_loop()
+        limit = self.timeout
+        deadline = None if limit is None or self.request.streamed else loop.time() + limit
+        received = False
+        while True:
+            while self._chunks:
+                received = True
+                yield self._chunks.popleft()
+            if task.done():
+                break
+            self._waiter = loop.create_future()
+            wait = limit if deadline is None else max(0.0, deadline - loop.time())
+            try:
+                async with asyncio.timeout(wait):
+                    await self._waiter
+            except TimeoutError:
+                awaited = "the next chunk" if received and deadline is None else "the reply"
+                raise RequestTimeoutError(
+                    f"{self.request.method} {self.request.url} timed out waiting for "
+                    f"{awaited} (timeout={limit} s)."
+                ) from None
+            finally:
+                self._waiter = None
+        self.head = reply_head(task.result())  # raises the transfer's curl error, if any
+
+
+class Adapter(Protocol):
+    """Sends planned requests; the policy layer works through this interface only."""
+
+    def open(self, request: HttpRequest, limit: float | None) -> Any:
+        """An async context manager yielding the :class:`Transfer` of ``request``.
+
+        ``limit`` is the time limit: in total, or per silence for a streamed request.
+        """
+        ...  # pragma: no cover
+
+
+class CurlAdapter:
+    """Sends requests through one curl_cffi ``AsyncSession`` on the running event loop.
+
+    Requests start one per loop iteration (``gate``): curl_cffi sets a request up
+    synchronously, and many calls started at once would otherwise stall the loop together.
+    """
+
+    def __init__(
+        self, session: AsyncSession[Response], gate: asyncio.Lock, proxy: str | None = None
+    ) -> None:
+        """Use ``session`` (bound to the running loop) and that loop's start ``gate``.
+
+        Args:
+            session: The session requests go through; its pool bounds concurrency.
+            gate: The running loop's start gate.
+            proxy: The proxy URL the session uses, only to keep it out of messages.
+        """
+        self.session = session
+        self._gate = gate
+        self._proxy = proxy
+
+    @asynccontextmanager
+    async def open(self, request: HttpRequest, limit: float | None) -> AsyncIterator[Transfer]:
+        """Start ``request``; yield its :class:`Transfer`; stop it on every exit.
+
+        Raises:
+            RequestTimeoutError: A time limit ran out.
+            TransportError: Connection, TLS, proxy or DNS failure.
+            InvalidInputError: An unknown browser target.
+        """
+        transfer = Transfer(request, limit)
+        arguments = request_arguments(request)
+        with map_errors(request, limit, self._proxy):
+            try:
+                async with self._gate:
+                    transfer.task = asyncio.ensure_future(
+                        self.session.request(
+                            **arguments,
+                            content_callback=transfer.on_chunk,
+                            # A stream's limits are the consumer's (first bytes, silences):
+                            # curl's would be a total or a coarse low-speed rule.
+                            timeout=None if request.streamed else limit,
+                        )
+                    )
+                    transfer.task.add_done_callback(transfer.on_done)
+                    await asyncio.sleep(0)  # the request's synchronous set-up runs here
+                    await asyncio.sleep(0)  # and curl's first timer callback
+                yield transfer
+            finally:
+                task = transfer.task
+                if task is not None and not task.done():
+                    task.cancel()
+                    # Not `await task`: our own cancellation must not be swallowed, and
+                    # the handle is back in the pool once the task has run its finally.
+                    await asyncio.wait({task})
+                if task is not None and task.done() and not task.cancelled():
+                    task.exception()  # retrieved: an abandoned transfer's error is moot

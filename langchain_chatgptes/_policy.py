@@ -1,0 +1,218 @@
+"""The policy layer: runs page reads and chat calls of any protocol through an adapter.
+
+Shared by every protocol, by the chat model (sync calls on the I/O thread, async calls on
+the caller's loop) and by the doctor:
+
+* the page is read once and cached (:class:`~langchain_chatgptes._site_cache.SiteCache`);
+* a rejected nonce is refreshed once, transparently (a protocol's refresh call, or the page
+  read again);
+* transport errors, HTTP 429 and 5xx are retried up to ``max_retries`` times with
+  exponential backoff and jitter, or after ``Retry-After`` when that fits in ``timeout``
+  (counted from the start of the call; a longer wait is not taken: the error is raised at
+  once with ``retry_after`` set);
+* nothing is retried once part of the answer reached the caller, nor after a time limit
+  ran out (so ``timeout`` bounds the call and the site does not answer twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+
+from langchain_chatgptes._conversation import ChatInput
+from langchain_chatgptes._http import Adapter
+from langchain_chatgptes._limits import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    MAX_PAGE_BYTES,
+    RETRY_AFTER_CAP,
+)
+from langchain_chatgptes._site_cache import SiteCache
+from langchain_chatgptes.errors import (
+    ChatGptEsError,
+    HTTPStatusError,
+    NonceRejectedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    TransportError,
+)
+from langchain_chatgptes.protocols import Page, choose_bot, protocol_named, read_page
+from langchain_chatgptes.protocols._base import (
+    Bot,
+    BotState,
+    Call,
+    Event,
+    HttpRequest,
+    ReplyHead,
+    TextDelta,
+)
+from langchain_chatgptes.protocols._common import page_text
+
+PAGE_HEADERS = (("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the policy needs to know about a model.
+
+    Attributes:
+        page_url: The chat page (``base_url`` with a trailing slash).
+        timeout: Seconds: a total limit for plain requests, a limit per silence for
+            streamed ones; ``None``: no limit.
+        max_retries: Retries after transport errors, HTTP 429 and 5xx, per attempt.
+    """
+
+    page_url: str
+    timeout: float | None = 60.0
+    max_retries: int = 2
+
+
+def _retryable(exc: ChatGptEsError) -> bool:
+    if isinstance(exc, RequestTimeoutError):
+        return False
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, RateLimitError):
+        return exc.status_code == 429
+    return isinstance(exc, HTTPStatusError) and (exc.status_code or 0) >= 500
+
+
+@dataclass
+class _Retries:
+    """Counts retries and says how long to wait before the next attempt."""
+
+    settings: Settings
+    deadline: float | None
+    done: int = 0
+
+    def wait_after(self, exc: ChatGptEsError) -> float:
+        """Seconds to wait before retrying after ``exc``; re-raises it when there is none."""
+        if not _retryable(exc) or self.done >= self.settings.max_retries:
+            raise exc
+        self.done += 1
+        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+            if self.deadline is None:
+                return min(exc.retry_after, RETRY_AFTER_CAP)
+            if asyncio.get_running_loop().time() + exc.retry_after > self.deadline:
+                raise exc  # the wait would outlast `timeout`: let the caller decide
+            return exc.retry_after
+        backoff = min(BACKOFF_BASE * 2 ** (self.done - 1), BACKOFF_CAP)
+        return backoff * random.uniform(0.5, 1.0)  # noqa: S311 (jitter, not security)
+
+
+class Pipeline:
+    """Page reads and chat calls for one site, through one adapter, under the policy."""
+
+    def __init__(self, settings: Settings, cache: SiteCache, adapter: Adapter) -> None:
+        """Work on ``settings.page_url`` with this cache and adapter."""
+        self.settings = settings
+        self.cache = cache
+        self.adapter = adapter
+        self.nonce_refreshes = 0  # how often a rejected nonce was replaced (for the doctor)
+
+    async def exchange(
+        self, request: HttpRequest, *, limit: int = MAX_PAGE_BYTES
+    ) -> tuple[ReplyHead, bytes]:
+        """Make one request and return its head and whole body (at most ``limit`` bytes)."""
+        body = bytearray()
+        async with self.adapter.open(request, self.settings.timeout) as transfer:
+            async for data in transfer:
+                body += data
+                if len(body) > limit:
+                    raise ResponseTooLargeError(
+                        f"The reply to {request.method} {request.url} is larger than "
+                        f"{limit} bytes.",
+                        limit=limit,
+                    )
+        assert transfer.head is not None  # noqa: S101 (set when the body ended)
+        return transfer.head, bytes(body)
+
+    async def fetch_page(self) -> tuple[ReplyHead, str]:
+        """GET the chat page once (no cache, no retry): its head and its text.
+
+        Raises:
+            BlockedError: An anti-bot challenge answered.
+            HTTPStatusError: A non-2xx status.
+            ResponseTooLargeError: A page above the size cap.
+            TransportError: The page could not be fetched.
+        """
+        request = HttpRequest("GET", self.settings.page_url, headers=PAGE_HEADERS, step="page")
+        head, body = await self.exchange(request)
+        return head, page_text(head, body)
+
+    async def _read_page(self) -> Page:
+        head, html = await self.fetch_page()
+        return read_page(html, head.url or self.settings.page_url)
+
+    async def page(self) -> Page:
+        """The chat page as read: from the cache, or one fetch shared by all callers."""
+        return await self.cache.page(self.settings.page_url, self._read_page)
+
+    async def chat(self, chat: ChatInput) -> AsyncGenerator[Event, None]:
+        """Run one chat call: its events as they arrive, under the policy above."""
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.timeout
+        retries = _Retries(self.settings, None if timeout is None else loop.time() + timeout)
+        refreshed = False
+        while True:
+            delivered = False
+            bot: Bot | None = None
+            state: BotState | None = None
+            try:
+                page = await self.page()
+                bot = choose_bot(page)
+                state = self.cache.state(self.settings.page_url, bot)
+                call = protocol_named(bot.protocol).start(bot, state, chat)
+                try:
+                    async for event in self._run(call):
+                        delivered = delivered or isinstance(event, TextDelta)
+                        yield event
+                finally:
+                    if (new_state := call.new_state()) is not None:
+                        self.cache.set_state(self.settings.page_url, bot, new_state)
+                return
+            except NonceRejectedError as exc:
+                if delivered or bot is None or state is None:
+                    raise
+                if refreshed:
+                    raise NonceRejectedError(
+                        f"{exc} The site rejected a freshly fetched nonce too; the page and "
+                        "the chat endpoint may disagree (a caching plugin serving a stale "
+                        "page?).",
+                        status_code=exc.status_code,
+                    ) from exc
+                refreshed = True
+                await self._refresh(bot, state)
+            except ChatGptEsError as exc:
+                if delivered:
+                    raise
+                await asyncio.sleep(retries.wait_after(exc))
+
+    async def _run(self, call: Call) -> AsyncIterator[Event]:
+        """Make a call's requests in turn, yielding the events of their replies."""
+        while (request := call.next_request()) is not None:
+            reader = call.reader()
+            async with self.adapter.open(request, self.settings.timeout) as transfer:
+                async for data in transfer:
+                    for event in reader.feed(data):
+                        yield event
+            assert transfer.head is not None  # noqa: S101 (set when the body ended)
+            for event in reader.finish(transfer.head):
+                yield event
+
+    async def _refresh(self, bot: Bot, state: BotState) -> None:
+        """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again."""
+        key = self.settings.page_url
+        self.nonce_refreshes += 1
+        refresh = protocol_named(bot.protocol).refresh(bot, state)
+        if refresh is None:
+            self.cache.invalidate(key, bot, state.nonce)
+            return
+        async for _ in self._run(refresh):
+            pass
+        new_state = refresh.new_state()
+        if new_state is not None:
+            self.cache.set_state(key, bot, new_state)

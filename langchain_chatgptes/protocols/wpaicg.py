@@ -1,0 +1,492 @@
+"""The legacy AI Power (wpaicg) chat protocol, plugin versions up to 2.2.
+
+The page shows a ``div.wpaicg-chat-shortcode`` chat box (``data-nonce``, ``data-post-id``,
+``data-url``, ``data-bot-id``, ``data-openai_stream_nav``) and a ``wpaicgParams`` script
+(``ajax_url``, ``search_nonce``). One call is one form POST of
+``action=wpaicg_chat_shortcode_message`` to ``ajax_url``; the reply is the plugin's JSON or
+OpenAI-style server-sent events. Every constant of the plugin lives here; see
+``shared/reference/chatgptes-protocol.md`` for where each fact comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from langchain_chatgptes._conversation import ChatInput, flatten
+from langchain_chatgptes.errors import (
+    ConsentRequiredError,
+    HTTPStatusError,
+    NonceRejectedError,
+    RateLimitError,
+    ResponseFormatError,
+    SiteError,
+)
+from langchain_chatgptes.protocols._base import (
+    BodyReader,
+    Bot,
+    BotState,
+    Call,
+    End,
+    Event,
+    Findings,
+    HttpRequest,
+    ReplyHead,
+    SiteProtocol,
+    TextDelta,
+)
+from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._html import script_object, start_tags
+from langchain_chatgptes.protocols._sse import EXCERPT, SSEEvent, SSEParser, looks_like_sse
+
+# --- constants of the plugin ---------------------------------------------------------------
+
+NAME = "wpaicg"
+
+AJAX_PATH = "/wp-admin/admin-ajax.php"
+"""The WordPress Ajax endpoint, from the site root (used when the page does not say)."""
+
+ACTION = "wpaicg_chat_shortcode_message"
+"""The plugin action of the shortcode chat box."""
+
+CHAT_BOX_CLASS = "wpaicg-chat-shortcode"
+"""The class of the shortcode chat box's ``div``."""
+
+PARAMS_VARIABLE = "wpaicgParams"
+"""The script object (``wp_localize_script``) holding ``ajax_url`` and ``search_nonce``."""
+
+CHATBOT_IDENTITY = "shortcode"
+
+EMPTY_HISTORY = "[]"
+"""``wpaicg_chat_history``: the plugin strips every backslash before ``json_decode``, so only
+JSON without escapes survives; the whole conversation travels in ``message`` instead."""
+
+NONCE_EXPIRED_TEXT = "The link you followed has expired."
+"""Body of the HTTP 403 that WordPress' ``check_admin_referer`` sends (plugin >= 1.8.91)."""
+
+NONCE_FAILED_MSG = "Nonce verification failed"
+"""``msg`` of the HTTP 200 error JSON of plugin versions <= 1.8.90."""
+
+CHECKBOX_MESSAGE = "Du musst das Kästchen anklicken!"
+"""chatgpt.es' own consent-checkbox message, returned as the answer text."""
+
+TOKEN_LIMIT_KEY = "tokenLimitReached"  # noqa: S105 (a JSON key, not a password)
+FLAG_KEYS = ("ipBanned", "messageFlagged", TOKEN_LIMIT_KEY)
+"""Keys of the plugin's flag objects (JSON reply or ``data:`` event)."""
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+MISSING_NONCE = "nonce"
+MISSING_POST_ID = "post id"
+_MISSING_WHERE = {
+    MISSING_NONCE: "the nonce (data-nonce or wpaicgParams.search_nonce)",
+    MISSING_POST_ID: "the post id (data-post-id)",
+}
+
+
+def describe_missing(missing: tuple[str, ...]) -> str:
+    """``("nonce", "post id")`` in words, naming where each was looked for."""
+    return " and ".join(_MISSING_WHERE.get(item, item) for item in missing)
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def _token(value: Any) -> str:
+    return value.strip() if isinstance(value, str) and _TOKEN.fullmatch(value.strip()) else ""
+
+
+def _is_chat_box(attrs: Mapping[str, str], classes: frozenset[str]) -> bool:
+    # The plugin's class; or, where a theme renamed it, a tag carrying its data attributes.
+    return CHAT_BOX_CLASS in classes or ("data-nonce" in attrs and "data-post-id" in attrs)
+
+
+def find_bots(html: str, page_url: str) -> Findings:
+    """Every legacy chat box on the page, in document order.
+
+    A box is found by its class (or its data attributes), whatever its attribute order,
+    quoting or minification; ``wpaicgParams.search_nonce`` stands in for a missing or
+    stripped ``data-nonce`` and ``wpaicgParams.ajax_url`` says where to post.
+    """
+    params = script_object(html, PARAMS_VARIABLE) or {}
+    search_nonce = _token(params.get("search_nonce"))
+    ajax_url = params.get("ajax_url")
+    endpoint = urljoin(page_url, ajax_url if isinstance(ajax_url, str) and ajax_url else AJAX_PATH)
+    bots: list[Bot] = []
+    incomplete: list[tuple[str, ...]] = []
+    for tag in start_tags(html):
+        if not _is_chat_box(tag.attrs, tag.classes):
+            continue
+        attrs = tag.attrs
+        nonce = _token(attrs.get("data-nonce")) or search_nonce
+        post_id = attrs.get("data-post-id", "").strip()
+        missing = tuple(
+            item
+            for item, ok in ((MISSING_NONCE, nonce), (MISSING_POST_ID, post_id.isdigit()))
+            if not ok
+        )
+        if missing:
+            incomplete.append(missing)
+            continue
+        bot_id = attrs.get("data-bot-id", "").strip()
+        bots.append(
+            Bot(
+                protocol=NAME,
+                bot_id=bot_id if bot_id.isdigit() else "0",
+                page_url=page_url,
+                endpoint=endpoint,
+                nonce=nonce,
+                facts={
+                    "post_id": post_id,
+                    "url": attrs.get("data-url", "").strip() or page_url.rstrip("/"),
+                    "streams": attrs.get("data-openai_stream_nav", "").strip() == "1",
+                },
+            )
+        )
+    return Findings(tuple(bots), tuple(incomplete))
+
+
+# --- the request ----------------------------------------------------------------------------
+
+
+def post_headers(page_url: str) -> tuple[tuple[str, str], ...]:
+    """The headers the chat box's script adds to its POST (the browser target adds the rest).
+
+    ``Origin`` and ``Referer`` name the page the box was read from (after redirects), as a
+    browser writes them: no credentials, no default port.
+    """
+    origin = page_origin(page_url)
+    parts = urlsplit(page_url)
+    referer = parts._replace(netloc=origin.partition("://")[2], fragment="").geturl()
+    return (
+        ("Accept", "*/*"),
+        ("Origin", origin),
+        ("Referer", referer),
+        ("X-Requested-With", "XMLHttpRequest"),
+    )
+
+
+def page_origin(page_url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without credentials or a default port."""
+    parts = urlsplit(page_url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def build_form(bot: Bot, nonce: str, message: str, client_id: str) -> tuple[tuple[str, str], ...]:
+    """The form fields of one chat POST, in the order a browser sends them.
+
+    Args:
+        bot: The chat box read from the page.
+        nonce: The nonce to send.
+        message: The whole prompt text (see ``_conversation.flatten``).
+        client_id: ``wpaicg_chat_client_id``, stable per model instance like one browser.
+    """
+    return (
+        ("_wpnonce", nonce),
+        ("post_id", bot.facts["post_id"]),
+        ("url", bot.facts["url"]),
+        ("action", ACTION),
+        ("message", message),
+        ("bot_id", bot.bot_id),
+        ("chatbot_identity", CHATBOT_IDENTITY),
+        ("wpaicg_chat_client_id", client_id),
+        ("wpaicg_chat_history", EMPTY_HISTORY),
+    )
+
+
+class _Call(Call):
+    """One POST; its reply is the answer."""
+
+    def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
+        self.sent_text = flatten(chat)
+        self._request: HttpRequest | None = HttpRequest(
+            "POST",
+            bot.endpoint,
+            headers=post_headers(bot.page_url),
+            form=build_form(bot, state.nonce, self.sent_text, chat.visitor.client_id),
+            streamed=bool(bot.facts["streams"]),
+            step="chat",
+        )
+
+    def next_request(self) -> HttpRequest | None:
+        request, self._request = self._request, None
+        return request
+
+    def reader(self) -> BodyReader:
+        return ReplyReader()
+
+
+class WpaicgProtocol(SiteProtocol):
+    """The legacy AI Power protocol (``wpaicg_chat_shortcode_message``, plugin <= 2.2)."""
+
+    name = NAME
+    looked_for = "the AI Power chat box (div.wpaicg-chat-shortcode with data-post-id and a nonce)"
+
+    def find_bots(self, html: str, page_url: str) -> Findings:
+        """See :func:`find_bots`."""
+        return find_bots(html, page_url)
+
+    def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
+        """One POST with the conversation flattened into ``message``."""
+        return _Call(bot, state, chat)
+
+
+# --- the reply ------------------------------------------------------------------------------
+
+
+def _raise_for_flags(obj: Mapping[str, Any], status: int | None) -> None:
+    """Raise for the plugin's error, flag and token-limit objects; return otherwise."""
+    msg = obj.get("msg")
+    msg_text = msg if isinstance(msg, str) and msg else None
+    if obj.get(TOKEN_LIMIT_KEY):
+        raise RateLimitError(
+            f"The site's token limit was reached: {msg_text or 'tokenLimitReached'}",
+            status_code=status,
+        )
+    for key in FLAG_KEYS:
+        if obj.get(key):
+            raise SiteError(msg_text or key, status_code=status)
+    error = obj.get("error")
+    if isinstance(error, Mapping):
+        message = error.get("message")
+        raise SiteError(str(message or error), status_code=status)
+    if obj.get("status") == "error":
+        if msg_text == NONCE_FAILED_MSG:
+            raise NonceRejectedError(
+                f"The site rejected the nonce ({NONCE_FAILED_MSG!r}).", status_code=status
+            )
+        raise SiteError(msg_text or "unknown error (no message)", status_code=status)
+
+
+def _check_answer(text: str, status: int | None) -> str:
+    if CHECKBOX_MESSAGE in text:
+        raise ConsentRequiredError(text, status_code=status)
+    if not text.strip():
+        raise ResponseFormatError("The site returned an empty answer.", status_code=status)
+    return text
+
+
+def check_chat_status(head: ReplyHead, body: bytes) -> None:
+    """Raise the error a non-2xx chat reply stands for; return for 2xx.
+
+    Raises:
+        NonceRejectedError: WordPress refused the nonce (HTTP 403 "link expired" or ``-1``).
+        BlockedError: An anti-bot challenge answered.
+        RateLimitError: HTTP 429.
+        HTTPStatusError: Any other non-2xx status.
+    """
+    if not 200 <= head.status < 300:
+        text = body[:2000].decode("utf-8", "replace")
+        if head.status == 403 and (NONCE_EXPIRED_TEXT in text or text.strip() == "-1"):
+            raise NonceRejectedError(
+                f"The site rejected the nonce (HTTP 403: {excerpt(text)!r}).",
+                status_code=head.status,
+            )
+        if head.status == 400 and text.strip() == "0":
+            raise HTTPStatusError(
+                "admin-ajax.php answered HTTP 400 '0': the site has no handler for the "
+                f"{ACTION!r} action (is the AI Power chat plugin still installed?).",
+                status_code=head.status,
+            )
+    check_status(head, body)
+
+
+def decode_json_reply(body: bytes, *, status: int = 200) -> str:
+    """Read the plugin's JSON reply and return the answer text.
+
+    Raises:
+        SiteError: The site's error JSON (``{"status": "error", "msg": ...}``) or a flag.
+        ConsentRequiredError: The checkbox message came back as the answer.
+        NonceRejectedError: The legacy "Nonce verification failed" error.
+        RateLimitError: The token-limit object.
+        ResponseFormatError: Not JSON, not the plugin's shape, or an empty answer.
+    """
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        text = body[:2000].decode("utf-8", "replace")
+        kind = "an HTML page" if text.lstrip().startswith("<") else "something else"
+        raise ResponseFormatError(
+            f"Expected the plugin's JSON reply but got {kind}: {excerpt(text)!r}",
+            status_code=status,
+        ) from exc
+    if not isinstance(obj, dict):
+        raise ResponseFormatError(
+            f"Expected a JSON object but got {type(obj).__name__}: {excerpt(str(obj))!r}",
+            status_code=status,
+        )
+    _raise_for_flags(obj, status)
+    data = obj.get("data")
+    if obj.get("status") != "success" or not isinstance(data, str):
+        raise ResponseFormatError(
+            f"Unexpected reply format (keys: {sorted(obj)}): {excerpt(json.dumps(obj))!r}",
+            status_code=status,
+        )
+    return _check_answer(data, status)
+
+
+class ReplyReader(BodyReader):
+    """Reads one chat reply: an event stream as it arrives, anything else whole.
+
+    The first bytes tell which: a body that opens with an SSE field is decoded event by
+    event; the plugin's JSON or an error page is collected and judged with its status.
+    """
+
+    def __init__(self) -> None:
+        """Start reading a reply."""
+        self._prefix = bytearray()
+        self._stream: StreamDecoder | None = None
+        self._whole: WholeBody | None = None
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Consume the next bytes; return the events they complete."""
+        if self._stream is not None:
+            return self._stream.feed(data)
+        if self._whole is not None:
+            self._whole.add(data)
+            return []
+        self._prefix += data
+        # Leading blank space (and a byte order mark) mean nothing in either format.
+        start = len(self._prefix) - len(self._prefix.lstrip(b"\xef\xbb\xbf").lstrip())
+        del self._prefix[:start]
+        kind = looks_like_sse(bytes(self._prefix[:64]))
+        if kind is None:
+            return []
+        data, self._prefix = bytes(self._prefix), bytearray()
+        if kind:
+            self._stream = StreamDecoder()
+            return self._stream.feed(data)
+        self._whole = WholeBody()
+        self._whole.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        """The body is complete: return the remaining events or raise what it means."""
+        body = bytes(self._whole.take() if self._whole is not None else self._prefix)
+        check_chat_status(head, body)
+        if self._stream is not None:
+            return self._stream.finish()
+        return [TextDelta(decode_json_reply(body, status=head.status)), End("stop")]
+
+
+class StreamDecoder:
+    """The plugin's event stream, as :data:`Event` s.
+
+    Understands OpenAI ``chat.completion.chunk`` deltas, ``[DONE]``, the legacy JSON object
+    that plugin 1.8.79-1.8.85 appends after ``[DONE]``, error messages sent as word events
+    (``event: message``) ending in a ``finish_reason`` or ``[LIMITED]``, and the plugin's flag
+    objects (``ipBanned``, ``messageFlagged``, ``tokenLimitReached``). Errors are raised as the
+    package's exceptions, at the event that reveals them.
+    """
+
+    def __init__(self) -> None:
+        """Start decoding a stream."""
+        self._parser = SSEParser()
+        self._error_words: list[str] = []
+        self._finish_reason: str | None = None
+        self._done = False
+        self._text_seen = False
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Consume bytes and return the events completed by them."""
+        if self._done:
+            return []  # e.g. the legacy JSON object after [DONE]: the answer is complete
+        return self._events(self._parser.feed(chunk))
+
+    def finish(self) -> list[Event]:
+        """Signal the end of the body; return the last events or raise what it means."""
+        events: list[Event] = []
+        if not self._done:
+            events = self._events(self._parser.finish())
+            if not self._done and self._finish_reason and not self._error_words:
+                events.extend(self._end(self._finish_reason))
+        if self._error_words:
+            raise SiteError("".join(self._error_words).strip() or "unknown error (empty message)")
+        if not self._done:
+            raise ResponseFormatError(
+                "The event stream ended before its end marker ([DONE] or finish_reason)."
+            )
+        if not self._text_seen:
+            raise ResponseFormatError("The site returned an empty answer (an empty stream).")
+        return events
+
+    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
+        events: list[Event] = []
+        for item in parsed:
+            if self._done:
+                break
+            events.extend(self._event(item))
+        return events
+
+    def _event(self, item: SSEEvent) -> list[Event]:
+        payload = item.data.strip()
+        if item.name is None and not payload.startswith("{"):
+            # A bare JSON object outside SSE framing is what PHP prints after a stream.
+            raise ResponseFormatError(f"Unexpected line in the event stream: {payload[:EXCERPT]!r}")
+        if payload == "[DONE]":
+            return self._end(self._finish_reason or "stop")
+        if payload == "[LIMITED]":
+            self._done = True
+            raise SiteError(
+                "".join(self._error_words).strip() or "the site stopped the answer ([LIMITED])"
+            )
+        try:
+            obj = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseFormatError(
+                f"Unreadable event in the stream: {payload[:EXCERPT]!r}"
+            ) from exc
+        if not isinstance(obj, dict):
+            raise ResponseFormatError(f"Unexpected event in the stream: {payload[:EXCERPT]!r}")
+        _raise_for_flags(obj, None)
+        if "status" in obj and "data" in obj:
+            return self._legacy_object(obj)
+        return self._chunk(obj, is_error_word=(item.name == "message" and "object" not in obj))
+
+    def _legacy_object(self, obj: Mapping[str, Any]) -> list[Event]:
+        # The whole answer as one JSON object; only used when no delta came before it.
+        data = obj.get("data")
+        if self._text_seen or not isinstance(data, str):
+            return self._end(self._finish_reason or "stop")
+        text = _check_answer(data, None)
+        self._text_seen = True
+        return [TextDelta(text), *self._end("stop")]
+
+    def _chunk(self, obj: Mapping[str, Any], *, is_error_word: bool) -> list[Event]:
+        choices = obj.get("choices")
+        if not isinstance(choices, list):
+            raise ResponseFormatError(f"Unexpected event in the stream: {json.dumps(obj)[:200]!r}")
+        events: list[Event] = []
+        for choice in choices[:1]:
+            if not isinstance(choice, Mapping):
+                continue
+            delta = choice.get("delta")
+            content = delta.get("content") if isinstance(delta, Mapping) else None
+            if isinstance(content, str) and content:
+                if is_error_word:
+                    self._error_words.append(content)
+                else:
+                    self._text_seen = self._text_seen or not content.isspace()
+                    events.append(TextDelta(content))
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                self._finish_reason = reason
+                if self._error_words:
+                    self._done = True
+                    raise SiteError("".join(self._error_words).strip())
+        return events
+
+    def _end(self, reason: str) -> list[Event]:
+        self._done = True
+        if self._error_words:
+            raise SiteError("".join(self._error_words).strip())
+        if not self._text_seen:
+            raise ResponseFormatError("The site returned an empty answer (an empty stream).")
+        return [End(reason)]
