@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import http.cookies
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from curl_cffi import CurlError
-from curl_cffi.requests import AsyncSession, Response
+from curl_cffi.requests import AsyncSession, Response, Session
 from curl_cffi.requests import exceptions as curl_exceptions
 
 from langchain_chatgptes.errors import (
@@ -150,7 +151,7 @@ class Transfer:
         self.head: ReplyHead | None = None
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Task[Response] | None = None
+        self.task: asyncio.Future[Response] | None = None
 
     def on_chunk(self, data: bytes) -> int:
         """Curl's write callback: keep the bytes, wake the consumer."""
@@ -158,7 +159,7 @@ class Transfer:
         self._wake()
         return len(data)
 
-    def on_done(self, task: asyncio.Task[Response]) -> None:
+    def on_done(self, task: asyncio.Future[Response]) -> None:
         """The transfer ended (or failed): wake the consumer."""
         self._wake()
 
@@ -269,3 +270,73 @@ class CurlAdapter:
                     await asyncio.wait({task})
                 if task is not None and task.done() and not task.cancelled():
                     task.exception()  # retrieved: an abandoned transfer's error is moot
+
+
+_WRITE_ERROR = 0xFFFFFFFF  # CURL_WRITEFUNC_ERROR: a write callback's way to abort a transfer
+
+
+class ThreadedSessionAdapter:
+    """Sends requests through a user's sync curl_cffi ``Session``.
+
+    curl_cffi's sync API blocks, so each request runs on a thread of its own, and its
+    body crosses to the event loop as it arrives. Giving a transfer up aborts it when its
+    next bytes come; one that hangs holds its thread until the session's own ``timeout``
+    ends it (an ``AsyncSession`` has no such limit: prefer one).
+    """
+
+    def __init__(self, session: Session[Response]) -> None:
+        """Use the user's ``session`` (never closed here)."""
+        self.session = session
+
+    @asynccontextmanager
+    async def open(self, request: HttpRequest, limit: float | None) -> AsyncIterator[Transfer]:
+        """Start ``request`` on its own thread; yield its :class:`Transfer`.
+
+        Raises:
+            RequestTimeoutError: A time limit ran out.
+            TransportError: Connection, TLS, proxy or DNS failure.
+        """
+        loop = asyncio.get_running_loop()
+        transfer = Transfer(request, limit)
+        done: asyncio.Future[Response] = loop.create_future()
+        given_up = threading.Event()
+        arguments = request_arguments(request)
+        if not request.streamed:
+            arguments["timeout"] = limit  # a stream keeps the session's own limit
+
+        def on_chunk(data: bytes) -> int:
+            if given_up.is_set():
+                return _WRITE_ERROR
+            loop.call_soon_threadsafe(transfer.on_chunk, data)
+            return len(data)
+
+        def settle(response: Response | None, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(response)  # type: ignore[arg-type]
+
+        def run() -> None:
+            try:
+                response = self.session.request(**arguments, content_callback=on_chunk)
+            except BaseException as exc:  # handed to the loop
+                outcome: tuple[Response | None, BaseException | None] = (None, exc)
+            else:
+                outcome = (response, None)
+            with suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(settle, *outcome)
+
+        transfer.task = done
+        done.add_done_callback(transfer.on_done)
+        with map_errors(request, limit, None):
+            threading.Thread(target=run, name="chatgptes-session", daemon=True).start()
+            try:
+                yield transfer
+            finally:
+                given_up.set()
+                if not done.done():
+                    done.cancel()
+                elif not done.cancelled():
+                    done.exception()  # retrieved: an abandoned transfer's error is moot

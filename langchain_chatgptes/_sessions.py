@@ -27,9 +27,9 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from curl_cffi.requests import AsyncSession, Response
+from curl_cffi.requests import AsyncSession, Response, Session
 
-from langchain_chatgptes._http import CurlAdapter
+from langchain_chatgptes._http import Adapter, CurlAdapter, ThreadedSessionAdapter
 
 T = TypeVar("T")
 
@@ -119,15 +119,15 @@ class Runtime:
     Args:
         options: How to make the package's own sessions.
         async_client: The user's session for async calls (used as is, never closed).
-        io_client: The user's session for sync calls (an ``AsyncSession``, bound to the
-            I/O thread's loop on first use; never closed).
+        io_client: The user's session for sync calls: an ``AsyncSession`` (bound to the
+            I/O thread's loop on first use) or a sync ``Session``; never closed.
     """
 
     def __init__(
         self,
         options: SessionOptions,
         async_client: AsyncSession[Response] | None = None,
-        io_client: AsyncSession[Response] | None = None,
+        io_client: AsyncSession[Response] | Session[Response] | None = None,
     ) -> None:
         """Create a runtime; nothing is opened until a call needs it."""
         self.options = options
@@ -162,10 +162,12 @@ class Runtime:
         """How many event loops this runtime holds state for."""
         return len(self._loops)
 
-    async def adapter(self, *, on_io_thread: bool = False) -> CurlAdapter:
+    async def adapter(self, *, on_io_thread: bool = False) -> Adapter:
         """The adapter for the running loop, opening this loop's session on first use."""
         state = self._state(asyncio.get_running_loop())
         user = self._io_client if on_io_thread else self._async_client
+        if isinstance(user, Session):
+            return ThreadedSessionAdapter(user)
         if user is not None:
             return CurlAdapter(user, state.gate)
         if state.session is None:
