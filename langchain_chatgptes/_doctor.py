@@ -108,7 +108,7 @@ class _Checkup:
         stream_mode = "on" if bot.facts.get("streams") else "off"
         return (
             f"{bot.protocol} bot {bot.bot_id}: nonce {bot.nonce}, post id "
-            f"{bot.facts.get('post_id')}, url {bot.facts.get('url')}, bot id {bot.bot_id}, "
+            f"{bot.facts.get('post_id')}, url {bot.facts.get('url')}, "
             f"stream mode: {stream_mode}"
         )
 
