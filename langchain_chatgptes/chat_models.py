@@ -17,12 +17,11 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Callable,
-    Generator,
     Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import aclosing, closing
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -625,17 +624,6 @@ class ChatChatGptEs(BaseChatModel):
             async for event in events:
                 yield event
 
-    def _events(self, chat: ChatInput) -> Generator[Event, None, None]:
-        from langchain_chatgptes._sessions import IOThread
-
-        runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
-        return IOThread.get().iterate(
-            lambda: self._pipeline_events(runtime, chat, on_io_thread=True)
-        )
-
-    def _aevents(self, chat: ChatInput) -> AsyncGenerator[Event, None]:
-        return self._pipeline_events(self._get_runtime(), chat, on_io_thread=False)
-
     def close(self) -> None:
         """Close the session of the sync methods (connections are kept alive between calls).
 
@@ -809,44 +797,38 @@ class ChatChatGptEs(BaseChatModel):
     def _attempts(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Iterator[str | _Final]:
-        """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
-        setup = self._setup(stop, kwargs)
-        conversation = messages
-        try:
-            for attempt in range(self.max_retries + 1):
-                answer = setup.answer(conversation, self._visitor)
-                with closing(self._events(answer.chat)) as events:
-                    for event in events:
-                        text = answer.take(event)
-                        if text:
-                            yield text
-                        if answer.done:
-                            break  # a stop sequence or max_tokens ended it: drop the rest
-                final = answer.finish()
-                if not final.retry or attempt == self.max_retries:
-                    yield final
-                    return
-                conversation = answer.follow_up(messages)
-        except ChatGptEsError as exc:
-            advise(exc, impersonate=self.impersonate)
-            raise
+        """Sync :meth:`_aattempts`: the same code, run on the package's I/O thread."""
+        from langchain_chatgptes._sessions import IOThread
+
+        runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
+        return IOThread.get().iterate(
+            lambda: self._aattempts(messages, stop, kwargs, runtime=runtime, on_io_thread=True)
+        )
 
     async def _aattempts(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> AsyncIterator[str | _Final]:
-        """Async :meth:`_attempts`."""
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        *,
+        runtime: Runtime | None = None,
+        on_io_thread: bool = False,
+    ) -> AsyncGenerator[str | _Final, None]:
+        """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
         setup = self._setup(stop, kwargs)
+        runtime = runtime or self._get_runtime()
         conversation = messages
         try:
             for attempt in range(self.max_retries + 1):
                 answer = setup.answer(conversation, self._visitor)
-                async with aclosing(self._aevents(answer.chat)) as events:
+                events = self._pipeline_events(runtime, answer.chat, on_io_thread=on_io_thread)
+                async with aclosing(events):
                     async for event in events:
                         text = answer.take(event)
                         if text:
                             yield text
                         if answer.done:
-                            break
+                            break  # a stop sequence or max_tokens ended it: drop the rest
                 final = answer.finish()
                 if not final.retry or attempt == self.max_retries:
                     yield final

@@ -540,10 +540,11 @@ async def test_abandoned_streams_are_aborted_and_free_their_connections(
     await asyncio.sleep(0.8)  # the slow replies have started: their transfers are aborted
     assert (await call(model, "ainvoke", "quick")).text == "ok"
     # A connection freed by an aborted transfer may serve a caller still waiting, but no
-    # request is sent once its caller has given up.
+    # request is sent once its caller has given up (the emulator notes a request a moment
+    # after it was sent: 0.2 s of slack, while a request sent late would come seconds later).
     slow = [r for r in emulator.chat_requests() if "slow" in r.form["message"]]
     assert 4 <= len(slow) <= 6
-    assert all(request.time <= gave_up for request in slow)
+    assert all(request.time <= gave_up + 0.2 for request in slow)
 
 
 @pytest.mark.parametrize("path", PATHS)
