@@ -21,7 +21,7 @@ SYSTEM_PROMPT = (
 Role = Literal["system", "user", "assistant", "tool"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Turn:
     """One message of the conversation, as text.
 
@@ -37,7 +37,7 @@ class Turn:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Visitor:
     """Who the site sees: stable per model instance, like one browser.
 
@@ -50,7 +50,7 @@ class Visitor:
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ChatInput:
     """What one chat call sends, whatever the protocol.
 

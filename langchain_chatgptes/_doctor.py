@@ -119,9 +119,8 @@ class _Checkup:
         )
         parts: list[str] = []
         try:
-            async for event in self.pipeline.chat(chat):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
+            async for batch in self.pipeline.chat(chat):
+                parts += [event.text for event in batch if isinstance(event, TextDelta)]
         except ChatGptEsError as exc:
             raise _verdict(exc, self.proxy, reaching="POST failed") from exc
         answer = " ".join("".join(parts).split())[:80]

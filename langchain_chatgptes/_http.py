@@ -4,12 +4,14 @@ This is the only module that touches sockets, and :func:`map_errors` is the only
 where curl's errors become the package's. :class:`CurlAdapter.open` runs one request and
 yields a :class:`Transfer`: the body's chunks as they arrive, then the reply's head.
 
-Every transfer runs as one task that holds its curl handle from the session's pool (the
-concurrency slot) until curl_cffi's own ``finally`` gives it back. The invariant: **every
-exit from** ``open()`` **(end, error, time limit, or cancellation at any await: waiting for
-the start gate, for a pooled handle, for the first bytes, mid-body) cancels that task if
-it still runs and waits for it**, which removes the handle from curl's multi handle (the
-transfer stops at once) and returns it to the pool. No other code holds a slot.
+A transfer holds its curl handle from the session's pool (the concurrency slot) until
+curl_cffi's own ``finally`` gives it back: a plain request is awaited by the consumer's own
+task, a streamed one runs as a task of its own. The invariant: **every exit from**
+``open()`` **(end, error, time limit, or cancellation at any await: waiting for a pooled
+handle, for the first bytes, mid-body) ends that transfer**: a plain
+request through the cancellation of the task awaiting it, a stream by cancelling its task
+and waiting for it. Either way curl's multi handle drops the handle (the transfer stops at
+once) and the handle returns to the pool. No other code holds a slot.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import asyncio
 import http.cookies
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from curl_cffi import CurlError
 from curl_cffi.requests import AsyncSession, Response, Session
@@ -108,7 +110,7 @@ def reply_head(response: Response) -> ReplyHead:
         key = name.lower()
         headers[key] = f"{headers[key]}, {value or ''}" if key in headers else value or ""
     cookies: dict[str, str] = {}
-    for line in response.headers.get_list("set-cookie"):
+    for line in response.headers.get_list("set-cookie") if "set-cookie" in headers else ():
         jar: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
         with suppress(http.cookies.CookieError):
             jar.load(line or "")
@@ -116,12 +118,37 @@ def reply_head(response: Response) -> ReplyHead:
     return ReplyHead(response.status_code, headers, response.url, cookies)
 
 
+# Per byte, what ``urllib.parse.urlencode`` writes for it (``quote_plus``): kept as is, "+"
+# for a space, "%XX" otherwise. ``str.translate`` applies it at C speed to the UTF-8 bytes
+# (as Latin-1 characters), where ``urlencode`` quotes a character at a time.
+_FORM_ESCAPES = {
+    byte: (
+        chr(byte)
+        if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "_.-~")
+        else "+"
+        if byte == 0x20
+        else f"%{byte:02X}"
+    )
+    for byte in range(256)
+}
+
+
+def form_body(fields: tuple[tuple[str, str], ...]) -> bytes:
+    """``urlencode(fields)`` as bytes, byte for byte the same, in a fraction of the time."""
+    return "&".join(
+        name.encode().decode("latin-1").translate(_FORM_ESCAPES)
+        + "="
+        + value.encode().decode("latin-1").translate(_FORM_ESCAPES)
+        for name, value in fields
+    ).encode("ascii")
+
+
 def request_arguments(request: HttpRequest) -> dict[str, Any]:
     """The keyword arguments of curl_cffi's ``request()`` for a planned request."""
     headers = dict(request.headers)
     body: bytes | None = None
     if request.form is not None:
-        body = urlencode(request.form).encode()
+        body = form_body(request.form)
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif request.json is not None:
         body = request.json.encode()
@@ -151,12 +178,14 @@ class Transfer:
         self.head: ReplyHead | None = None
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Future[Response] | None = None
+        self.task: asyncio.Future[Response] | None = None  # a stream's transfer
+        self.call: Coroutine[Any, Any, Response] | None = None  # a plain request, not begun
 
     def on_chunk(self, data: bytes) -> int:
-        """Curl's write callback: keep the bytes, wake the consumer."""
+        """Curl's write callback: keep the bytes, wake the consumer (of a stream)."""
         self._chunks.append(data)
-        self._wake()
+        if self.request.streamed:  # a body read whole is read at its end
+            self._wake()
         return len(data)
 
     def on_done(self, task: asyncio.Future[Response]) -> None:
@@ -174,6 +203,10 @@ class Transfer:
         A streamed request may go quiet for ``timeout`` seconds at a time (before the first
         bytes and between chunks); any other request must end within ``timeout``.
         """
+        if self.call is not None:
+            async for chunk in self._whole():
+                yield chunk
+            return
         task = self.task
         assert task is not None  # noqa: S101 (set by the adapter before iteration)
         loop = asyncio.get_running_loop()
@@ -201,6 +234,23 @@ class Transfer:
                 self._waiter = None
         self.head = reply_head(task.result())  # raises the transfer's curl error, if any
 
+    async def _whole(self) -> AsyncIterator[bytes]:
+        # A plain request runs in this very task: cancelling it reaches curl_cffi's own
+        # `finally`, which stops the transfer and returns the handle.
+        call, self.call = self.call, None
+        assert call is not None  # noqa: S101 (checked by the caller)
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await call
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{self.request.method} {self.request.url} timed out waiting for the reply "
+                f"(timeout={self.timeout} s)."
+            ) from None
+        while self._chunks:
+            yield self._chunks.popleft()
+        self.head = reply_head(response)
+
 
 class Adapter(Protocol):
     """Sends planned requests; the policy layer works through this interface only."""
@@ -214,24 +264,16 @@ class Adapter(Protocol):
 
 
 class CurlAdapter:
-    """Sends requests through one curl_cffi ``AsyncSession`` on the running event loop.
+    """Sends requests through one curl_cffi ``AsyncSession`` on the running event loop."""
 
-    Requests start one per loop iteration (``gate``): curl_cffi sets a request up
-    synchronously, and many calls started at once would otherwise stall the loop together.
-    """
-
-    def __init__(
-        self, session: AsyncSession[Response], gate: asyncio.Lock, proxy: str | None = None
-    ) -> None:
-        """Use ``session`` (bound to the running loop) and that loop's start ``gate``.
+    def __init__(self, session: AsyncSession[Response], proxy: str | None = None) -> None:
+        """Use ``session`` (bound to the running loop).
 
         Args:
             session: The session requests go through; its pool bounds concurrency.
-            gate: The running loop's start gate.
             proxy: The proxy URL the session uses, only to keep it out of messages.
         """
         self.session = session
-        self._gate = gate
         self._proxy = proxy
 
     @asynccontextmanager
@@ -247,21 +289,22 @@ class CurlAdapter:
         arguments = request_arguments(request)
         with map_errors(request, limit, self._proxy):
             try:
-                async with self._gate:
-                    transfer.task = asyncio.ensure_future(
-                        self.session.request(
-                            **arguments,
-                            content_callback=transfer.on_chunk,
-                            # A stream's limits are the consumer's (first bytes, silences):
-                            # curl's would be a total or a coarse low-speed rule.
-                            timeout=None if request.streamed else limit,
-                        )
-                    )
+                call = self.session.request(
+                    **arguments,
+                    content_callback=transfer.on_chunk,
+                    # A stream's limits are the consumer's (first bytes, silences): curl's
+                    # would be a total or a coarse low-speed rule.
+                    timeout=None if request.streamed else limit,
+                )
+                if request.streamed:  # read while it arrives: a task of its own
+                    transfer.task = asyncio.ensure_future(call)
                     transfer.task.add_done_callback(transfer.on_done)
-                    await asyncio.sleep(0)  # the request's synchronous set-up runs here
-                    await asyncio.sleep(0)  # and curl's first timer callback
+                else:  # read at its end: awaited by the consumer itself
+                    transfer.call = call
                 yield transfer
             finally:
+                if transfer.call is not None:
+                    transfer.call.close()  # never begun: nothing to stop
                 task = transfer.task
                 if task is not None and not task.done():
                     task.cancel()

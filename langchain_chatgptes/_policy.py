@@ -1,5 +1,7 @@
 """The policy layer: runs page reads and chat calls of any protocol through an adapter.
 
+It also paces calls that start together (:class:`StartGate`).
+
 Shared by every protocol, by the chat model (sync calls on the I/O thread, async calls on
 the caller's loop) and by the doctor:
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
@@ -52,6 +55,43 @@ from langchain_chatgptes.protocols._base import (
 from langchain_chatgptes.protocols._common import page_text
 
 PAGE_HEADERS = (("Accept", "text/html,application/xhtml+xml,*/*;q=0.8"),)
+
+
+class StartGate:
+    """Lets one call start per event-loop iteration; the first of an iteration at once.
+
+    A call's set-up (its prompt, its request, curl_cffi's synchronous handle set-up) takes
+    a fraction of a millisecond; many calls started together (``abatch``, ``gather``)
+    would do all of it in one loop iteration and stall the loop. A call that finds no other
+    start in this iteration goes ahead at no cost; later ones queue and are let through one
+    per iteration. A queued call that is cancelled gives its turn to the next one.
+    """
+
+    def __init__(self) -> None:
+        """A gate for the running event loop."""
+        self._busy = False
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def turn(self) -> None:
+        """Return when this request may start (at once, when nothing started just now)."""
+        loop = asyncio.get_running_loop()
+        if self._busy:
+            turn = loop.create_future()
+            self._waiting.append(turn)
+            await turn
+            return
+        self._busy = True
+        loop.call_soon(self._next)
+
+    def _next(self) -> None:
+        # One iteration later: wake the next request in line, or open the gate.
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # (a cancelled request's turn is done)
+                turn.set_result(None)
+                asyncio.get_running_loop().call_soon(self._next)
+                return
+        self._busy = False
 
 
 @dataclass(frozen=True)
@@ -151,8 +191,12 @@ class Pipeline:
         """The chat page as read: from the cache, or one fetch shared by all callers."""
         return await self.cache.page(self.settings.page_url, self._read_page)
 
-    async def chat(self, chat: ChatInput) -> AsyncGenerator[Event, None]:
-        """Run one chat call: its events as they arrive, under the policy above."""
+    async def chat(self, chat: ChatInput) -> AsyncGenerator[list[Event], None]:
+        """Run one chat call: its events as they arrive, under the policy above.
+
+        Events come in batches, one per piece of the reply (never empty), so that a
+        consumer sees what arrived together (e.g. an answer and its end).
+        """
         loop = asyncio.get_running_loop()
         timeout = self.settings.timeout
         retries = _Retries(self.settings, None if timeout is None else loop.time() + timeout)
@@ -162,14 +206,14 @@ class Pipeline:
             bot: Bot | None = None
             state: BotState | None = None
             try:
-                page = await self.page()
+                page = self.cache.get(self.settings.page_url) or await self.page()
                 bot = choose_bot(page)
                 state = self.cache.state(self.settings.page_url, bot)
                 call = protocol_named(bot.protocol).start(bot, state, chat)
                 try:
-                    async for event in self._run(call):
-                        delivered = delivered or isinstance(event, TextDelta)
-                        yield event
+                    async for batch in self._run(call):
+                        delivered = delivered or any(isinstance(e, TextDelta) for e in batch)
+                        yield batch
                 finally:
                     if (new_state := call.new_state()) is not None:
                         self.cache.set_state(self.settings.page_url, bot, new_state)
@@ -191,17 +235,17 @@ class Pipeline:
                     raise
                 await asyncio.sleep(retries.wait_after(exc))
 
-    async def _run(self, call: Call) -> AsyncIterator[Event]:
-        """Make a call's requests in turn, yielding the events of their replies."""
+    async def _run(self, call: Call) -> AsyncIterator[list[Event]]:
+        """Make a call's requests in turn, yielding the events of their replies in batches."""
         while (request := call.next_request()) is not None:
             reader = call.reader()
             async with self.adapter.open(request, self.settings.timeout) as transfer:
                 async for data in transfer:
-                    for event in reader.feed(data):
-                        yield event
+                    if events := reader.feed(data):
+                        yield events
             assert transfer.head is not None  # noqa: S101 (set when the body ended)
-            for event in reader.finish(transfer.head):
-                yield event
+            if events := reader.finish(transfer.head):
+                yield events
 
     async def _refresh(self, bot: Bot, state: BotState) -> None:
         """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again."""

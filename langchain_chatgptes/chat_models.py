@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import secrets
 import threading
 import uuid
@@ -62,9 +63,9 @@ from pydantic import (
 )
 
 from langchain_chatgptes._conversation import ChatInput, Visitor, flatten
+from langchain_chatgptes._events import End, Event, Metadata, TextDelta
 from langchain_chatgptes._output import TextShaper, estimate_usage, tokens_for_chars
 from langchain_chatgptes._prompt import chat_input, correction, render_instructions
-from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes._tools import (
     ParsedReply,
     ReplyFilter,
@@ -80,10 +81,9 @@ from langchain_chatgptes.errors import (
     NonceNotFoundError,
     TransportError,
 )
-from langchain_chatgptes.protocols._base import End, Event, Metadata, TextDelta
 
 if TYPE_CHECKING:
-    from langchain_chatgptes._policy import Settings
+    from langchain_chatgptes._policy import Pipeline, Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
 
 KNOWN_MODELS = ("gpt-4", "gpt-4o", "gpt-4o-mini")
@@ -91,6 +91,14 @@ KNOWN_MODELS = ("gpt-4", "gpt-4o", "gpt-4o-mini")
 
 PROVIDER = "chatgptes"
 _RUNTIME_LOCK = threading.Lock()  # first calls from several threads build one runtime
+
+
+def _new_runtime_lock() -> None:
+    global _RUNTIME_LOCK  # a forked child must not inherit a lock another thread held
+    _RUNTIME_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_runtime_lock)
 DEFAULT_BASE_URL = "https://chatgpt.es"
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
@@ -162,9 +170,16 @@ class _Final:
     response_metadata: dict[str, Any]
     usage: Any
     retry: bool  # a tool call was required and none came
+    lead: str = ""  # shown text that arrived together with the end of the reply
 
     def chunks(self) -> list[ChatGenerationChunk]:
-        """The final chunks of a stream: the held-back text, then one with everything else."""
+        """The last chunk of a stream: the text that came with the end, and everything else.
+
+        Text that arrived with the end of the reply (a whole JSON answer, the last words of
+        a stream) rides on this chunk rather than on one of its own: langchain-core copies
+        each chunk's text, and one chunk less is one copy of a long answer less. With tool
+        calls, the text keeps a chunk of its own and the calls come alone on the last one.
+        """
         # Valid calls' arguments are objects; an invalid call's are its raw text, which
         # json.dumps makes a JSON string, so it stays invalid when the chunks are summed.
         calls = [
@@ -176,20 +191,21 @@ class _Final:
             )
             for i, call in enumerate([*self.tool_calls, *self.invalid_tool_calls])
         ]
+        text = self.lead + self.text
         last = AIMessageChunk(
-            content="",
+            content="" if calls else text,
             tool_call_chunks=calls,
             chunk_position="last",
             usage_metadata=self.usage,
             response_metadata=self.response_metadata,
         )
-        text = [_text_chunk(self.text)] if self.text else []
-        return [*text, ChatGenerationChunk(message=last)]
+        before = [_text_chunk(text)] if calls and text else []
+        return [*before, ChatGenerationChunk(message=last)]
 
     def message(self, shown: str) -> AIMessage:
         """The whole answer as one message, ``shown`` being the text already streamed."""
         return AIMessage(
-            content=shown + self.text,
+            content=shown + self.lead + self.text,
             tool_calls=self.tool_calls,
             invalid_tool_calls=self.invalid_tool_calls,
             usage_metadata=self.usage,
@@ -216,6 +232,8 @@ class _Answer:
     filtered: list[str] = field(default_factory=list)
     shown_chars: int = 0  # the text itself is the caller's: a long stream is not kept here
 
+    ended: bool = False  # the site's reply ended
+
     @property
     def done(self) -> bool:
         """Whether stop or max_tokens ended the answer on the client side."""
@@ -223,8 +241,11 @@ class _Answer:
 
     def take(self, event: Event) -> str:
         """The text to hand to the caller now for one event (may be empty)."""
+        if self.done:
+            return ""
         if isinstance(event, End):
             self.site_finish_reason = event.finish_reason
+            self.ended = True
             return ""
         if isinstance(event, Metadata):
             self.site_metadata.update(event.values)
@@ -416,7 +437,7 @@ class ChatChatGptEs(BaseChatModel):
     http_async_client: SkipValidation[Any] = Field(default=None, exclude=True)
     """Your own curl_cffi ``AsyncSession`` for the async methods (bound to your event
     loop); never closed by the model, shared by copies, not pickled."""
-    site_cache: SkipValidation[SiteCache | None] = Field(default=None, exclude=True)
+    site_cache: SkipValidation[Any] = Field(default=None, exclude=True)
     """Where page facts and nonces are kept (default: one cache shared by the process)."""
 
     _visitor: Visitor = PrivateAttr(
@@ -430,6 +451,8 @@ class ChatChatGptEs(BaseChatModel):
         self._check_http_clients()
 
     def _check_http_clients(self) -> None:
+        if self.http_client is None and self.http_async_client is None:
+            return  # (curl_cffi is imported on first use, not at construction)
         from curl_cffi.requests import AsyncSession, Session
 
         for name, allowed in (
@@ -440,8 +463,6 @@ class ChatChatGptEs(BaseChatModel):
             if client is not None and not isinstance(client, allowed):
                 kinds = " or ".join(f"curl_cffi.{kind.__name__}" for kind in allowed)
                 raise InvalidInputError(f"{name} must be a {kinds}, not {type(client).__name__}.")
-        if self.http_client is None and self.http_async_client is None:
-            return
         conflicts: list[str] = [
             name for name in ("impersonate", "verify") if name in self.model_fields_set
         ]
@@ -594,16 +615,25 @@ class ChatChatGptEs(BaseChatModel):
         # Built on first use (construction does no I/O), and again if a field it uses changed.
         from langchain_chatgptes._sessions import Runtime
 
-        options = self._session_options()
+        key = (
+            self.impersonate,
+            self.proxy,
+            self.verify,
+            self.max_concurrency,
+            self.http_async_client,
+            self.http_client,
+        )
+        runtime = self._runtime
+        if runtime is not None and runtime.key == key:
+            return runtime
         with _RUNTIME_LOCK:
             old = self._runtime
-            if (
-                old is not None
-                and old.options == options
-                and old.clients == (self.http_async_client, self.http_client)
-            ):
+            if old is not None and old.key == key:
                 return old
-            self._runtime = Runtime(options, self.http_async_client, self.http_client)
+            self._runtime = Runtime(
+                self._session_options(), self.http_async_client, self.http_client
+            )
+            self._runtime.key = key
         if old is not None:
             old.close()  # its sessions on other loops close with their loops
         return self._runtime
@@ -613,16 +643,13 @@ class ChatChatGptEs(BaseChatModel):
 
         return Settings(self.base_url + "/", self.timeout, self.max_retries)
 
-    async def _pipeline_events(
-        self, runtime: Runtime, chat: ChatInput, *, on_io_thread: bool
-    ) -> AsyncGenerator[Event, None]:
+    async def _pipeline(self, runtime: Runtime, *, on_io_thread: bool) -> Pipeline:
+        """The policy layer for this model, on the running loop's adapter."""
         from langchain_chatgptes._policy import Pipeline
+        from langchain_chatgptes._site_cache import SiteCache
 
         adapter = await runtime.adapter(on_io_thread=on_io_thread)
-        pipeline = Pipeline(self._settings(), self.site_cache or SiteCache.shared(), adapter)
-        async with aclosing(pipeline.chat(chat)) as events:
-            async for event in events:
-                yield event
+        return Pipeline(self._settings(), self.site_cache or SiteCache.shared(), adapter)
 
     def close(self) -> None:
         """Close the session of the sync methods (connections are kept alive between calls).
@@ -815,21 +842,28 @@ class ChatChatGptEs(BaseChatModel):
         on_io_thread: bool = False,
     ) -> AsyncGenerator[str | _Final, None]:
         """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
-        setup = self._setup(stop, kwargs)
         runtime = runtime or self._get_runtime()
+        await runtime.gate().turn()  # many calls at once start one per loop iteration
+        setup = self._setup(stop, kwargs)
         conversation = messages
         try:
+            pipeline = await self._pipeline(runtime, on_io_thread=on_io_thread)
             for attempt in range(self.max_retries + 1):
                 answer = setup.answer(conversation, self._visitor)
-                events = self._pipeline_events(runtime, answer.chat, on_io_thread=on_io_thread)
-                async with aclosing(events):
-                    async for event in events:
-                        text = answer.take(event)
-                        if text:
-                            yield text
-                        if answer.done:
-                            break  # a stop sequence or max_tokens ended it: drop the rest
+                lead = ""
+                batches = pipeline.chat(answer.chat)
+                async with aclosing(batches):
+                    async for batch in batches:
+                        pieces = [text for event in batch if (text := answer.take(event))]
+                        # (one piece is used as is: a long answer is not copied)
+                        shown = pieces[0] if len(pieces) == 1 else "".join(pieces)
+                        if answer.done or answer.ended:
+                            lead = shown  # goes out with the end, on the last chunk
+                            break  # (stop or max_tokens may end it early: drop the rest)
+                        if shown:
+                            yield shown
                 final = answer.finish()
+                final.lead = lead
                 if not final.retry or attempt == self.max_retries:
                     yield final
                     return
@@ -838,6 +872,22 @@ class ChatChatGptEs(BaseChatModel):
             advise(exc, impersonate=self.impersonate)
             raise
 
+    async def _acollect(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> ChatResult:
+        """A whole answer on the I/O thread: one hand-over instead of one per piece."""
+        shown: list[str] = []
+        runtime = self._get_runtime()
+        async for item in self._aattempts(
+            messages, stop, kwargs, runtime=runtime, on_io_thread=True
+        ):
+            if isinstance(item, _Final):
+                return ChatResult(
+                    generations=[ChatGeneration(message=item.message("".join(shown)))]
+                )
+            shown.append(item)
+        raise AssertionError("unreachable: _aattempts always ends with a _Final")
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -845,15 +895,22 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if not (run_manager and self.streaming):
+            from langchain_chatgptes._sessions import IOThread
+
+            self._get_runtime()  # built here, in the caller's thread
+            result: ChatResult = IOThread.get().run(self._acollect(messages, stop, kwargs))
+            return result
         shown: list[str] = []
         for item in self._attempts(messages, stop, kwargs):
+            text = item.lead + item.text if isinstance(item, _Final) else item
+            if text:  # tokens reach callbacks when streaming was asked
+                run_manager.on_llm_new_token(text, chunk=_text_chunk(text))
             if isinstance(item, _Final):
                 return ChatResult(
                     generations=[ChatGeneration(message=item.message("".join(shown)))]
                 )
             shown.append(item)
-            if run_manager and self.streaming:  # tokens reach callbacks when streaming was asked
-                run_manager.on_llm_new_token(item, chunk=_text_chunk(item))
         raise AssertionError("unreachable: _attempts always ends with a _Final")
 
     async def _agenerate(
@@ -865,13 +922,14 @@ class ChatChatGptEs(BaseChatModel):
     ) -> ChatResult:
         shown: list[str] = []
         async for item in self._aattempts(messages, stop, kwargs):
+            text = item.lead + item.text if isinstance(item, _Final) else item
+            if text and run_manager and self.streaming:  # as _generate
+                await run_manager.on_llm_new_token(text, chunk=_text_chunk(text))
             if isinstance(item, _Final):
                 return ChatResult(
                     generations=[ChatGeneration(message=item.message("".join(shown)))]
                 )
             shown.append(item)
-            if run_manager and self.streaming:
-                await run_manager.on_llm_new_token(item, chunk=_text_chunk(item))
         raise AssertionError("unreachable: _aattempts always ends with a _Final")
 
     def _stream(

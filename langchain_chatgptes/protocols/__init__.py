@@ -24,7 +24,7 @@ def protocol_named(name: str) -> SiteProtocol:
     return _BY_NAME[name]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Page:
     """A chat page as read: where it ended up and every bot it shows."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from langchain_chatgptes._conversation import ChatInput, Turn, Visitor
+from langchain_chatgptes._events import End, Event, Metadata, TextDelta, Usage
 
 __all__ = [
     "BodyReader",
@@ -39,7 +40,7 @@ __all__ = [
 # --- HTTP, as plain data ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class HttpRequest:
     """One HTTP request a protocol wants made.
 
@@ -66,7 +67,7 @@ class HttpRequest:
     step: str = "chat"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReplyHead:
     """Status line and headers of a reply, known once its body has been read.
 
@@ -81,41 +82,6 @@ class ReplyHead:
     headers: Mapping[str, str] = field(default_factory=dict)
     url: str = ""
     cookies: Mapping[str, str] = field(default_factory=dict)
-
-
-# --- what a reply means ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of answer text."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Metadata:
-    """Facts about the answer that are not its text (e.g. citations)."""
-
-    values: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts the site reported (they replace the package's estimate)."""
-
-    input_tokens: int
-    output_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class End:
-    """The answer is complete."""
-
-    finish_reason: str = "stop"
-
-
-Event = TextDelta | Metadata | Usage | End
 
 
 class BodyReader(ABC):
@@ -138,7 +104,7 @@ class BodyReader(ABC):
 # --- bots and their state --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Bot:
     """A chat bot a page shows, with what a protocol needs to talk to it.
 
@@ -161,7 +127,7 @@ class Bot:
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BotState:
     """What changes for a bot without a new page: its nonce and session cookies."""
 
@@ -169,7 +135,7 @@ class BotState:
     cookies: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Findings:
     """What one protocol found on a page.
 

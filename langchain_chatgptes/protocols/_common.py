@@ -57,7 +57,9 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def check_status(head: ReplyHead, body: bytes, *, what: str = "The chat endpoint") -> None:
+def check_status(
+    head: ReplyHead, body: bytes | bytearray, *, what: str = "The chat endpoint"
+) -> None:
     """Raise the error a non-2xx reply stands for (protocol-neutral); return for 2xx.
 
     Protocols check their own meanings first (a rejected nonce, a missing handler).
@@ -68,7 +70,7 @@ def check_status(head: ReplyHead, body: bytes, *, what: str = "The chat endpoint
         HTTPStatusError: Any other non-2xx status.
     """
     status = head.status
-    text = body[:20_000].decode("utf-8", "replace")
+    text = bytes(body[:20_000]).decode("utf-8", "replace")
     if is_challenge_page(status, text, head.headers):
         raise BlockedError(
             f"{what} answered with an anti-bot (Cloudflare) challenge (HTTP {status}).",

@@ -24,7 +24,7 @@ _SCRIPT_TRIES = 8  # occurrences of a variable's name tried before giving up
 _SCRIPT_WINDOW = 256 * 1024  # a script object larger than this is not read
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Tag:
     """A start tag: its lower-cased name and attributes (entities decoded, first wins)."""
 

@@ -19,7 +19,7 @@ _FIELDS = frozenset({"data", "event", "id", "retry"})
 EXCERPT = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SSEEvent:
     r"""One dispatched event, or a bare line outside the SSE framing.
 

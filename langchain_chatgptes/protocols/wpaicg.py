@@ -115,6 +115,7 @@ def find_bots(html: str, page_url: str) -> Findings:
     search_nonce = _token(params.get("search_nonce"))
     ajax_url = params.get("ajax_url")
     endpoint = urljoin(page_url, ajax_url if isinstance(ajax_url, str) and ajax_url else AJAX_PATH)
+    headers = post_headers(page_url)
     bots: list[Bot] = []
     incomplete: list[tuple[str, ...]] = []
     for tag in start_tags(html):
@@ -143,6 +144,7 @@ def find_bots(html: str, page_url: str) -> Findings:
                     "post_id": post_id,
                     "url": attrs.get("data-url", "").strip() or page_url.rstrip("/"),
                     "streams": attrs.get("data-openai_stream_nav", "").strip() == "1",
+                    "headers": headers,
                 },
             )
         )
@@ -209,7 +211,7 @@ class _Call(Call):
         self._request: HttpRequest | None = HttpRequest(
             "POST",
             bot.endpoint,
-            headers=post_headers(bot.page_url),
+            headers=bot.facts["headers"],
             form=build_form(bot, state.nonce, self.sent_text, chat.visitor.client_id),
             streamed=bool(bot.facts["streams"]),
             step="chat",
@@ -273,7 +275,7 @@ def _check_answer(text: str, status: int | None) -> str:
     return text
 
 
-def check_chat_status(head: ReplyHead, body: bytes) -> None:
+def check_chat_status(head: ReplyHead, body: bytes | bytearray) -> None:
     """Raise the error a non-2xx chat reply stands for; return for 2xx.
 
     Raises:
@@ -283,7 +285,7 @@ def check_chat_status(head: ReplyHead, body: bytes) -> None:
         HTTPStatusError: Any other non-2xx status.
     """
     if not 200 <= head.status < 300:
-        text = body[:2000].decode("utf-8", "replace")
+        text = bytes(body[:2000]).decode("utf-8", "replace")
         if head.status == 403 and (NONCE_EXPIRED_TEXT in text or text.strip() == "-1"):
             raise NonceRejectedError(
                 f"The site rejected the nonce (HTTP 403: {excerpt(text)!r}).",
@@ -298,7 +300,7 @@ def check_chat_status(head: ReplyHead, body: bytes) -> None:
     check_status(head, body)
 
 
-def decode_json_reply(body: bytes, *, status: int = 200) -> str:
+def decode_json_reply(body: bytes | bytearray, *, status: int = 200) -> str:
     """Read the plugin's JSON reply and return the answer text.
 
     Raises:
@@ -309,9 +311,14 @@ def decode_json_reply(body: bytes, *, status: int = 200) -> str:
         ResponseFormatError: Not JSON, not the plugin's shape, or an empty answer.
     """
     try:
-        obj = json.loads(body)
+        # Text first and the bytes dropped (the caller's are emptied too), so a large answer
+        # is held at most twice while it is parsed.
+        text = body.decode("utf-8")
+        if isinstance(body, bytearray):
+            body.clear()
+        obj = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        text = body[:2000].decode("utf-8", "replace")
+        text = bytes(body[:2000]).decode("utf-8", "replace") if body else text[:2000]
         kind = "an HTML page" if text.lstrip().startswith("<") else "something else"
         raise ResponseFormatError(
             f"Expected the plugin's JSON reply but got {kind}: {excerpt(text)!r}",
@@ -369,7 +376,8 @@ class ReplyReader(BodyReader):
 
     def finish(self, head: ReplyHead) -> list[Event]:
         """The body is complete: return the remaining events or raise what it means."""
-        body = bytes(self._whole.take() if self._whole is not None else self._prefix)
+        body = self._whole.take() if self._whole is not None else self._prefix
+        self._prefix = bytearray()
         check_chat_status(head, body)
         if self._stream is not None:
             return self._stream.finish()

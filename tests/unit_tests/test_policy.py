@@ -16,7 +16,7 @@ from langchain_chatgptes import (
     TransportError,
 )
 from langchain_chatgptes._conversation import ChatInput, Turn, Visitor
-from langchain_chatgptes._policy import Pipeline, Settings
+from langchain_chatgptes._policy import Pipeline, Settings, StartGate
 from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes.protocols._base import Event, TextDelta
 
@@ -31,7 +31,7 @@ def pipeline(adapter: ScriptedAdapter, **settings: float) -> Pipeline:
 
 
 async def answer(pipe: Pipeline) -> str:
-    events: list[Event] = [event async for event in pipe.chat(CHAT)]
+    events: list[Event] = [event async for batch in pipe.chat(CHAT) for event in batch]
     return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
@@ -124,9 +124,8 @@ async def test_nothing_is_retried_after_text_was_delivered() -> None:
     received: list[str] = []
 
     async def consume() -> None:
-        async for event in pipe.chat(CHAT):
-            if isinstance(event, TextDelta):
-                received.append(event.text)
+        async for batch in pipe.chat(CHAT):
+            received.extend(event.text for event in batch if isinstance(event, TextDelta))
 
     with pytest.raises(TransportError):
         await consume()
@@ -186,3 +185,63 @@ async def test_a_cancelled_page_fetch_hands_over_to_a_waiting_caller() -> None:
     assert await asyncio.wait_for(second, 2) == "default"
     assert methods(adapter) == ["GET", "GET", "POST"]
     assert adapter.open_now == 0
+
+
+# --- the start gate ---------------------------------------------------------------------------
+
+
+async def test_a_lone_call_passes_the_gate_without_waiting() -> None:
+    gate = StartGate()
+    loop = asyncio.get_running_loop()
+    iterations = 0
+
+    def tick() -> None:
+        nonlocal iterations
+        iterations += 1
+
+    for _ in range(3):
+        loop.call_soon(tick)
+        before = iterations
+        await gate.turn()
+        assert iterations == before  # no loop iteration went by
+        await asyncio.sleep(0)  # the next call comes later (as sequential calls do)
+
+
+async def test_calls_started_together_pass_one_per_iteration() -> None:
+    gate = StartGate()
+    loop = asyncio.get_running_loop()
+    passed: list[float] = []
+    iteration = 0
+
+    def count() -> None:
+        nonlocal iteration
+        iteration += 1
+        loop.call_soon(count)
+
+    loop.call_soon(count)
+
+    async def start() -> None:
+        await gate.turn()
+        passed.append(iteration)
+
+    await asyncio.gather(*(start() for _ in range(6)))
+    assert len(set(passed)) == 6  # no two in the same iteration
+    assert passed == sorted(passed)  # in the order they came
+
+
+async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    gate = StartGate()
+    order: list[str] = []
+
+    async def start(name: str) -> None:
+        await gate.turn()
+        order.append(name)
+
+    first = asyncio.create_task(start("first"))
+    second = asyncio.create_task(start("second"))
+    third = asyncio.create_task(start("third"))
+    await asyncio.sleep(0)  # all three came; the first went through
+    second.cancel()
+    await asyncio.wait_for(asyncio.gather(first, third), 1)
+    assert order == ["first", "third"]
+    assert second.cancelled()

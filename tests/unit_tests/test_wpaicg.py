@@ -82,7 +82,7 @@ BOT = Bot(
     endpoint=ENDPOINT,
     nonce="5f1e2d3c4b",
     inline=True,
-    facts={"post_id": "2173", "url": URL, "streams": False},
+    facts={"post_id": "2173", "url": URL, "streams": False, "headers": post_headers(URL)},
 )
 
 
