@@ -45,6 +45,12 @@ class Client:
     async_stream: Callable[[str], AsyncIterator[str]] | None = None
 
 
+def _text(message: Any) -> str:
+    # The content string itself: langchain-core's `.text` builds a copy on every access
+    # (a str subclass), which would be the reader's cost, not the client's.
+    return message.content if isinstance(message.content, str) else message.text
+
+
 def make_client(args: argparse.Namespace) -> Client:
     """Build the named client against ``args.base_url``."""
     client = Client()
@@ -60,21 +66,21 @@ def make_client(args: argparse.Namespace) -> Client:
 
             async def own(prompt: str) -> AsyncIterator[str]:
                 async for chunk in model._astream([HumanMessage(prompt)]):
-                    yield chunk.text
+                    yield _text(chunk)
 
             client.async_stream = own
         elif args.client == "chatgptes-sync":
-            client.sync_call = lambda prompt: model.invoke(prompt).text
-            client.sync_stream = lambda prompt: (chunk.text for chunk in model.stream(prompt))
+            client.sync_call = lambda prompt: _text(model.invoke(prompt))
+            client.sync_stream = lambda prompt: (_text(chunk) for chunk in model.stream(prompt))
 
         else:
 
             async def call(prompt: str) -> str:
-                return (await model.ainvoke(prompt)).text
+                return _text(await model.ainvoke(prompt))
 
             async def stream(prompt: str) -> AsyncIterator[str]:
                 async for chunk in model.astream(prompt):
-                    yield chunk.text
+                    yield _text(chunk)
 
             client.async_call, client.async_stream = call, stream
     elif args.client == "langchain-noop":
