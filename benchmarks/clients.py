@@ -66,7 +66,7 @@ def make_client(args: argparse.Namespace) -> Client:
 
             async def own(prompt: str) -> AsyncIterator[str]:
                 async for chunk in model._astream([HumanMessage(prompt)]):
-                    yield _text(chunk)
+                    yield _text(chunk.message)
 
             client.async_stream = own
         elif args.client == "chatgptes-sync":
