@@ -19,6 +19,7 @@ from langchain_core.messages import (
     ChatMessage,
     FunctionMessage,
     HumanMessage,
+    RemoveMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -172,7 +173,8 @@ def render_instructions(
         else:
             raise InvalidInputError(
                 f"response_format of type {kind!r} is not supported: use "
-                '{"type": "json_schema", "json_schema": {...}} or {"type": "json_object"}.'
+                '{"type": "json_schema", "json_schema": {...}} or {"type": "json_object"}.',
+                setting="response_format",
             )
     return "\n".join(parts)
 
@@ -205,6 +207,8 @@ def to_turns(messages: Sequence[BaseMessage]) -> tuple[Turn, ...]:
         raise InvalidInputError("No messages to send: pass at least one message.")
     turns = []
     for index, message in enumerate(messages):
+        if isinstance(message, RemoveMessage):
+            continue  # a LangGraph instruction to drop a message, never conversation text
         text = message_text(message, index)
         label = _label(message)
         if message.name and isinstance(message, (HumanMessage, AIMessage, SystemMessage)):
@@ -212,6 +216,8 @@ def to_turns(messages: Sequence[BaseMessage]) -> tuple[Turn, ...]:
         if isinstance(message, AIMessage) and message.tool_calls:
             text = "\n".join(filter(None, [text, *_render_tool_calls(message)]))
         turns.append(Turn(_role(message), label, text))
+    if not turns:
+        raise InvalidInputError("No messages to send: pass at least one message.")
     if not any(turn.text.strip() for turn in turns):
         raise InvalidInputError("Every message is empty: there is no text to send.")
     return tuple(turns)

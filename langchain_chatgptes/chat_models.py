@@ -9,7 +9,7 @@ the package's I/O thread (``_sessions``); async calls run it on the caller's loo
 from __future__ import annotations
 
 import copy
-import json
+import functools
 import os
 import secrets
 import threading
@@ -23,9 +23,8 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
 from urllib.parse import urlsplit
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -37,13 +36,8 @@ from langchain_core.language_models import (
 )
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
-    HumanMessage,
-    InvalidToolCall,
-    ToolCall,
 )
-from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -54,26 +48,22 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
     SkipValidation,
+    TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
-from langchain_chatgptes._conversation import ChatInput, Visitor, flatten
-from langchain_chatgptes._events import End, Event, Metadata, TextDelta
-from langchain_chatgptes._output import TextShaper, estimate_usage, tokens_for_chars
-from langchain_chatgptes._prompt import chat_input, correction, render_instructions
-from langchain_chatgptes._tools import (
-    ParsedReply,
-    ReplyFilter,
-    ToolChoice,
-    json_answer,
-    parse_reply,
-    tool_choice_of,
-)
+from langchain_chatgptes._answer import PROVIDER, AnswerEngine, AnswerSpec, text_chunk
+from langchain_chatgptes._conversation import Visitor
+from langchain_chatgptes._output import tokens_for_chars
+from langchain_chatgptes._prompt import render_instructions
+from langchain_chatgptes._tools import ToolChoice, tool_choice_of
 from langchain_chatgptes.errors import (
     BlockedError,
     ChatGptEsError,
@@ -86,10 +76,46 @@ if TYPE_CHECKING:
     from langchain_chatgptes._policy import Pipeline, Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
 
-KNOWN_MODELS = ("gpt-4", "gpt-4o", "gpt-4o-mini")
+ModelLabel = Literal["gpt-4", "gpt-4o", "gpt-4o-mini"]
+KNOWN_MODELS: tuple[str, ...] = get_args(ModelLabel)
 """Model labels accepted; the site itself decides which model answers."""
 
-PROVIDER = "chatgptes"
+# The rules of the settings a call may also pass: one type each, for the field and the call.
+StopSequences = Annotated[
+    list[str] | None,
+    BeforeValidator(lambda value: [value] if isinstance(value, str) else value),
+]
+"""Stop sequences: a list of strings; one string is one stop sequence."""
+TokenLimit = Annotated[int | None, Field(ge=1)]
+"""A limit in (estimated) tokens: at least 1, or ``None`` for none."""
+_CALL_ARGUMENTS: dict[str, Any] = {
+    "stop": StopSequences,
+    "max_tokens": TokenLimit,
+    "model": ModelLabel,
+}
+
+
+@functools.cache
+def _adapter(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(_CALL_ARGUMENTS[name])
+
+
+def call_argument(name: str, value: Any) -> Any:
+    """A per-call argument checked by the rules of the field of the same name.
+
+    Raises:
+        InvalidInputError: The value breaks the rule; the message names the argument and
+            what is allowed.
+    """
+    try:
+        return _adapter(name).validate_python(value)
+    except ValidationError as exc:
+        reason = "; ".join(error["msg"] for error in exc.errors())
+        raise InvalidInputError(
+            f"{name}={value!r} is not valid for this call: {reason}.", setting=name
+        ) from None
+
+
 _RUNTIME_LOCK = threading.Lock()  # first calls from several threads build one runtime
 
 
@@ -101,15 +127,6 @@ def _new_runtime_lock() -> None:
 os.register_at_fork(after_in_child=_new_runtime_lock)
 DEFAULT_BASE_URL = "https://chatgpt.es"
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-
-
-def _check_model(name: str) -> str:
-    if name not in KNOWN_MODELS:
-        raise InvalidInputError(
-            f"Unknown model {name!r}: use one of {', '.join(KNOWN_MODELS)}. "
-            "(chatgpt.es chooses the model that answers; the label is what metadata reports.)"
-        )
-    return name
 
 
 def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
@@ -129,183 +146,6 @@ def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
         )
     elif isinstance(exc, TransportError) and exc.at_proxy:
         exc.advice = "Check `proxy=` (or CHATGPTES_PROXY)."
-
-
-def _text_chunk(text: str) -> ChatGenerationChunk:
-    return ChatGenerationChunk(message=AIMessageChunk(content=text))
-
-
-@dataclass(frozen=True)
-class _Setup:
-    """What one call asks of the site: model label, limits, tools and answer format."""
-
-    model_name: str
-    stop: list[str] | None
-    max_tokens: int | None
-    tool_names: tuple[str, ...] | None  # None: replies are not read for tool calls
-    choice: ToolChoice
-    json_only: bool  # a response_format was bound: the answer is a JSON object
-    instructions: str
-
-    def answer(self, messages: Sequence[BaseMessage], visitor: Visitor) -> _Answer:
-        """A fresh answer for one attempt at this conversation."""
-        parses = self.tool_names is not None or self.json_only
-        chat = chat_input(messages, self.instructions, visitor)
-        return _Answer(
-            setup=self,
-            chat=chat,
-            prompt=flatten(chat),
-            shaper=TextShaper(self.stop, self.max_tokens),
-            filter=ReplyFilter(hold=self.choice.forces_call or self.json_only) if parses else None,
-        )
-
-
-@dataclass
-class _Final:
-    """How an answer ends: the last text and the tool calls, with all metadata."""
-
-    text: str
-    tool_calls: list[ToolCall]
-    invalid_tool_calls: list[InvalidToolCall]
-    response_metadata: dict[str, Any]
-    usage: Any
-    retry: bool  # a tool call was required and none came
-    lead: str = ""  # shown text that arrived together with the end of the reply
-
-    def chunks(self) -> list[ChatGenerationChunk]:
-        """The last chunk of a stream: the text that came with the end, and everything else.
-
-        Text that arrived with the end of the reply (a whole JSON answer, the last words of
-        a stream) rides on this chunk rather than on one of its own: langchain-core copies
-        each chunk's text, and one chunk less is one copy of a long answer less. With tool
-        calls, the text keeps a chunk of its own and the calls come alone on the last one.
-        """
-        # Valid calls' arguments are objects; an invalid call's are its raw text, which
-        # json.dumps makes a JSON string, so it stays invalid when the chunks are summed.
-        calls = [
-            tool_call_chunk(
-                name=call["name"],
-                args=json.dumps(call["args"], ensure_ascii=False),
-                id=call["id"],
-                index=i,
-            )
-            for i, call in enumerate([*self.tool_calls, *self.invalid_tool_calls])
-        ]
-        text = self.lead + self.text
-        last = AIMessageChunk(
-            content="" if calls else text,
-            tool_call_chunks=calls,
-            chunk_position="last",
-            usage_metadata=self.usage,
-            response_metadata=self.response_metadata,
-        )
-        before = [_text_chunk(text)] if calls and text else []
-        return [*before, ChatGenerationChunk(message=last)]
-
-    def message(self, shown: str) -> AIMessage:
-        """The whole answer as one message, ``shown`` being the text already streamed."""
-        return AIMessage(
-            content=shown + self.lead + self.text,
-            tool_calls=self.tool_calls,
-            invalid_tool_calls=self.invalid_tool_calls,
-            usage_metadata=self.usage,
-            response_metadata=self.response_metadata,
-        )
-
-
-@dataclass
-class _Answer:
-    """One attempt's answer as it is built from transport events.
-
-    Site text goes through the tool-call filter (what may be shown before the reply is
-    parsed) and then the stop / max_tokens shaper; at the end the whole reply is parsed.
-    """
-
-    setup: _Setup
-    chat: ChatInput
-    prompt: str  # the conversation as one text, for the usage estimate
-    shaper: TextShaper
-    filter: ReplyFilter | None
-    site_finish_reason: str = "stop"
-    site_metadata: dict[str, Any] = field(default_factory=dict)
-    raw: list[str] = field(default_factory=list)  # kept only when replies are parsed
-    filtered: list[str] = field(default_factory=list)
-    shown_chars: int = 0  # the text itself is the caller's: a long stream is not kept here
-
-    ended: bool = False  # the site's reply ended
-
-    @property
-    def done(self) -> bool:
-        """Whether stop or max_tokens ended the answer on the client side."""
-        return self.shaper.finish_reason is not None
-
-    def take(self, event: Event) -> str:
-        """The text to hand to the caller now for one event (may be empty)."""
-        if self.done:
-            return ""
-        if isinstance(event, End):
-            self.site_finish_reason = event.finish_reason
-            self.ended = True
-            return ""
-        if isinstance(event, Metadata):
-            self.site_metadata.update(event.values)
-            return ""
-        if not isinstance(event, TextDelta):
-            return ""
-        text = event.text
-        if self.filter is not None:
-            self.raw.append(text)
-            text = self.filter.feed(text)
-            self.filtered.append(text)
-        shown = self.shaper.feed(text)
-        self.shown_chars += len(shown)
-        return shown
-
-    def reply_text(self) -> str:
-        """Everything the site answered (when replies are parsed)."""
-        return "".join(self.raw)
-
-    def follow_up(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-        """The conversation that asks again for the tool call this answer lacked."""
-        correct = HumanMessage(correction(self.setup.choice))
-        return [*messages, AIMessage(self.reply_text()), correct]
-
-    def finish(self) -> _Final:
-        """Parse the reply and produce the last text, tool calls and metadata."""
-        setup = self.setup
-        if self.filter is None:
-            parsed, rest = ParsedReply(""), ""
-        else:
-            text, filtered = self.reply_text(), "".join(self.filtered)
-            if setup.tool_names is not None:
-                parsed = parse_reply(text, setup.tool_names)
-            else:
-                parsed = ParsedReply(text.strip())
-            if setup.json_only and not parsed.tool_calls:
-                parsed.content = json_answer(parsed.content)
-            # What was shown is a prefix of the content; the rest goes out now.
-            rest = parsed.content[len(filtered) :] if parsed.content.startswith(filtered) else ""
-        tail = self.shaper.feed(rest) + self.shaper.flush()
-        calls = parsed.tool_calls
-        finish_reason = (
-            "tool_calls" if calls else self.shaper.finish_reason or self.site_finish_reason
-        )
-        output_chars = self.shown_chars + len(tail)
-        output_chars += sum(len(json.dumps(call["args"], ensure_ascii=False)) for call in calls)
-        return _Final(
-            text=tail,
-            tool_calls=calls,
-            invalid_tool_calls=parsed.invalid_tool_calls,
-            response_metadata={
-                **self.site_metadata,
-                "model_name": setup.model_name,
-                "model_provider": PROVIDER,
-                "finish_reason": finish_reason,
-                "usage_is_estimate": True,
-            },
-            usage=estimate_usage(self.prompt, output_chars),
-            retry=setup.choice.forces_call and not calls,
-        )
 
 
 class ChatChatGptEs(BaseChatModel):
@@ -401,7 +241,7 @@ class ChatChatGptEs(BaseChatModel):
     # hide_input_in_errors: a rejected proxy URL may hold credentials.
     model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
 
-    model_name: str = Field(default="gpt-4o", alias="model")
+    model_name: ModelLabel = Field(default="gpt-4o", alias="model")
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
     base_url: str = Field(default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL))
     """The site's address (env ``CHATGPTES_BASE_URL``)."""
@@ -411,22 +251,27 @@ class ChatChatGptEs(BaseChatModel):
     """Proxy URL (http, https, socks5) for every request (env ``CHATGPTES_PROXY``)."""
     impersonate: str = "chrome"
     """curl_cffi browser target; its TLS fingerprint and headers, User-Agent included."""
-    timeout: float | None = 60.0
-    """Seconds: total for a non-streamed call; for streams, per wait for the next bytes."""
-    max_retries: int = 2
-    """Retries after transport errors, HTTP 429 and 5xx (a rejected nonce is always
-    refetched once, on top)."""
+    timeout: Annotated[float | None, Field(gt=0)] = 60.0
+    """Seconds. A reply read whole (the site answers JSON) must arrive within it; a reply
+    read as a stream (a streaming site, on every call path) may go quiet for at most this
+    long, before its first bytes and between chunks, however long it is in total.
+    ``Retry-After`` waits are taken only within it. ``None``: no limit."""
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    """HTTP retries per request, after transport errors, HTTP 429 and 5xx (a rejected
+    nonce is refetched once on top)."""
+    max_tool_retries: Annotated[int, Field(ge=0)] = 1
+    """How often a required tool call that did not come is asked for again."""
     streaming: bool = False
     """Let ``invoke`` stream internally (callbacks then see each token)."""
-    stop: list[str] | None = Field(default=None, alias="stop_sequences")
-    """Stop sequences, applied on the client side."""
+    stop: StopSequences = Field(default=None, alias="stop_sequences")
+    """Stop sequences, applied on the client side (one string is one sequence)."""
     temperature: float | None = None
     """Accepted for compatibility; **not sent**: the site has no such setting."""
-    max_tokens: int | None = None
+    max_tokens: TokenLimit = None
     """Truncate answers at this many estimated tokens (client side, ``finish_reason="length"``)."""
     verify: bool = True
     """Verify TLS certificates (turn off only for a site you trust on a network you trust)."""
-    max_concurrency: int = 16
+    max_concurrency: Annotated[int, Field(ge=1)] = 16
     """Async requests in flight at once per event loop; more wait for a free slot."""
     http_client: SkipValidation[Any] = Field(default=None, exclude=True)
     """Your own curl_cffi ``AsyncSession`` (or ``Session``) for the sync methods, instead of
@@ -480,11 +325,6 @@ class ChatChatGptEs(BaseChatModel):
         """``wpaicg_chat_client_id``: stable per instance, like one browser."""
         return self._visitor.client_id
 
-    @field_validator("model_name")
-    @classmethod
-    def _validate_model(cls, value: str) -> str:
-        return _check_model(value)
-
     @field_validator("base_url")
     @classmethod
     def _validate_base_url(cls, value: str) -> str:
@@ -509,34 +349,6 @@ class ChatChatGptEs(BaseChatModel):
                 "'socks5://user:password@host:1080' (the value is not shown: it may hold "
                 "credentials)"
             )
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _validate_timeout(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("timeout must be a positive number of seconds, or None for none")
-        return value
-
-    @field_validator("max_retries")
-    @classmethod
-    def _validate_max_retries(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("max_retries must be 0 or more")
-        return value
-
-    @field_validator("max_concurrency")
-    @classmethod
-    def _validate_max_concurrency(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("max_concurrency must be at least 1")
-        return value
-
-    @field_validator("max_tokens")
-    @classmethod
-    def _validate_max_tokens(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError("max_tokens must be at least 1, or None for no limit")
         return value
 
     @property
@@ -806,87 +618,59 @@ class ChatChatGptEs(BaseChatModel):
 
     # --- calls ----------------------------------------------------------------------------
 
-    def _setup(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> _Setup:
+    def _spec(self, stop: Any, kwargs: Mapping[str, Any]) -> AnswerSpec:
+        """What one call asks for, its arguments checked as the fields are."""
         tools = kwargs.get("tools") or []
         names = [tool["function"]["name"] for tool in tools]
         choice = tool_choice_of(kwargs.get("tool_choice"), names) if tools else ToolChoice()
         response_format = kwargs.get("response_format")
-        return _Setup(
-            model_name=_check_model(kwargs.get("model", self.model_name)),
-            stop=stop if stop is not None else self.stop,
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+        stops = call_argument("stop", stop) if stop is not None else self.stop
+        model = call_argument("model", kwargs["model"]) if "model" in kwargs else self.model_name
+        limit = (
+            call_argument("max_tokens", kwargs["max_tokens"])
+            if "max_tokens" in kwargs
+            else (self.max_tokens)
+        )
+        return AnswerSpec(
+            model_name=model,
+            stop=tuple(stops) if stops else None,
+            max_tokens=limit,
             tool_names=tuple(names) if tools and choice.mode != "none" else None,
             choice=choice,
             json_only=response_format is not None,
             instructions=render_instructions(tools, choice, response_format),
+            max_tool_retries=self.max_tool_retries,
         )
 
-    def _attempts(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> Iterator[str | _Final]:
-        """Sync :meth:`_aattempts`: the same code, run on the package's I/O thread."""
-        from langchain_chatgptes._sessions import IOThread
+    def _engine(
+        self, messages: Sequence[BaseMessage], stop: Any, kwargs: Mapping[str, Any]
+    ) -> AnswerEngine:
+        return AnswerEngine(self._spec(stop, kwargs), messages, self._visitor)
 
-        runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
-        return IOThread.get().iterate(
-            lambda: self._aattempts(messages, stop, kwargs, runtime=runtime, on_io_thread=True)
-        )
-
-    async def _aattempts(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: dict[str, Any],
-        *,
-        runtime: Runtime | None = None,
-        on_io_thread: bool = False,
-    ) -> AsyncGenerator[str | _Final, None]:
-        """Text as it comes, then the :class:`_Final`; re-asks for a required tool call."""
-        runtime = runtime or self._get_runtime()
+    async def _pieces(
+        self, engine: AnswerEngine, runtime: Runtime, *, on_io_thread: bool
+    ) -> AsyncGenerator[str, None]:
+        """The engine's text on this loop's pipeline; errors get the caller's advice."""
         await runtime.gate().turn()  # many calls at once start one per loop iteration
-        setup = self._setup(stop, kwargs)
-        conversation = messages
         try:
             pipeline = await self._pipeline(runtime, on_io_thread=on_io_thread)
-            for attempt in range(self.max_retries + 1):
-                answer = setup.answer(conversation, self._visitor)
-                lead = ""
-                batches = pipeline.chat(answer.chat)
-                async with aclosing(batches):
-                    async for batch in batches:
-                        pieces = [text for event in batch if (text := answer.take(event))]
-                        # (one piece is used as is: a long answer is not copied)
-                        shown = pieces[0] if len(pieces) == 1 else "".join(pieces)
-                        if answer.done or answer.ended:
-                            lead = shown  # goes out with the end, on the last chunk
-                            break  # (stop or max_tokens may end it early: drop the rest)
-                        if shown:
-                            yield shown
-                final = answer.finish()
-                final.lead = lead
-                if not final.retry or attempt == self.max_retries:
-                    yield final
-                    return
-                conversation = answer.follow_up(messages)
+            async with aclosing(engine.pieces(pipeline.chat)) as pieces:
+                async for piece in pieces:
+                    yield piece
         except ChatGptEsError as exc:
             advise(exc, impersonate=self.impersonate)
             raise
 
-    async def _acollect(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> ChatResult:
+    async def _collect(self, engine: AnswerEngine, runtime: Runtime) -> list[str]:
         """A whole answer on the I/O thread: one hand-over instead of one per piece."""
-        shown: list[str] = []
-        runtime = self._get_runtime()
-        async for item in self._aattempts(
-            messages, stop, kwargs, runtime=runtime, on_io_thread=True
-        ):
-            if isinstance(item, _Final):
-                return ChatResult(
-                    generations=[ChatGeneration(message=item.message("".join(shown)))]
-                )
-            shown.append(item)
-        raise AssertionError("unreachable: _aattempts always ends with a _Final")
+        return [piece async for piece in self._pieces(engine, runtime, on_io_thread=True)]
+
+    def _sync_pieces(self, engine: AnswerEngine) -> Iterator[str]:
+        """:meth:`_pieces` run on the package's I/O thread, iterated from this one."""
+        from langchain_chatgptes._sessions import IOThread
+
+        runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
+        return IOThread.get().iterate(lambda: self._pieces(engine, runtime, on_io_thread=True))
 
     def _generate(
         self,
@@ -895,23 +679,25 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if not (run_manager and self.streaming):
+        engine = self._engine(messages, stop, kwargs)
+        if run_manager and self.streaming:  # tokens reach callbacks as they come
+            shown = [piece for piece in self._stream_pieces(engine, run_manager)]
+        else:
             from langchain_chatgptes._sessions import IOThread
 
-            self._get_runtime()  # built here, in the caller's thread
-            result: ChatResult = IOThread.get().run(self._acollect(messages, stop, kwargs))
-            return result
-        shown: list[str] = []
-        for item in self._attempts(messages, stop, kwargs):
-            text = item.lead + item.text if isinstance(item, _Final) else item
-            if text:  # tokens reach callbacks when streaming was asked
-                run_manager.on_llm_new_token(text, chunk=_text_chunk(text))
-            if isinstance(item, _Final):
-                return ChatResult(
-                    generations=[ChatGeneration(message=item.message("".join(shown)))]
-                )
-            shown.append(item)
-        raise AssertionError("unreachable: _attempts always ends with a _Final")
+            runtime = self._get_runtime()
+            shown = IOThread.get().run(self._collect(engine, runtime))
+        message = engine.result.message("".join(shown))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream_pieces(
+        self, engine: AnswerEngine, run_manager: CallbackManagerForLLMRun
+    ) -> Iterator[str]:
+        for piece in self._sync_pieces(engine):
+            run_manager.on_llm_new_token(piece, chunk=text_chunk(piece))
+            yield piece
+        if tail := engine.result.lead + engine.result.text:
+            run_manager.on_llm_new_token(tail, chunk=text_chunk(tail))
 
     async def _agenerate(
         self,
@@ -920,17 +706,17 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        engine = self._engine(messages, stop, kwargs)
+        streaming = bool(run_manager and self.streaming)
         shown: list[str] = []
-        async for item in self._aattempts(messages, stop, kwargs):
-            text = item.lead + item.text if isinstance(item, _Final) else item
-            if text and run_manager and self.streaming:  # as _generate
-                await run_manager.on_llm_new_token(text, chunk=_text_chunk(text))
-            if isinstance(item, _Final):
-                return ChatResult(
-                    generations=[ChatGeneration(message=item.message("".join(shown)))]
-                )
-            shown.append(item)
-        raise AssertionError("unreachable: _aattempts always ends with a _Final")
+        async for piece in self._pieces(engine, self._get_runtime(), on_io_thread=False):
+            shown.append(piece)
+            if streaming and run_manager:  # tokens reach callbacks as they come
+                await run_manager.on_llm_new_token(piece, chunk=text_chunk(piece))
+        result = engine.result
+        if streaming and run_manager and (tail := result.lead + result.text):
+            await run_manager.on_llm_new_token(tail, chunk=text_chunk(tail))
+        return ChatResult(generations=[ChatGeneration(message=result.message("".join(shown)))])
 
     def _stream(
         self,
@@ -939,11 +725,16 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for item in self._attempts(messages, stop, kwargs):
-            for chunk in item.chunks() if isinstance(item, _Final) else [_text_chunk(item)]:
-                if run_manager and chunk.text:
-                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        engine = self._engine(messages, stop, kwargs)
+        for piece in self._sync_pieces(engine):
+            chunk = text_chunk(piece)
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        for chunk in engine.result.chunks():
+            if run_manager and chunk.text:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
 
     async def _astream(
         self,
@@ -952,8 +743,13 @@ class ChatChatGptEs(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for item in self._aattempts(messages, stop, kwargs):
-            for chunk in item.chunks() if isinstance(item, _Final) else [_text_chunk(item)]:
-                if run_manager and chunk.text:
-                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                yield chunk
+        engine = self._engine(messages, stop, kwargs)
+        async for piece in self._pieces(engine, self._get_runtime(), on_io_thread=False):
+            chunk = text_chunk(piece)
+            if run_manager:
+                await run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+        for chunk in engine.result.chunks():
+            if run_manager and chunk.text:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import time
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
@@ -603,3 +604,89 @@ async def test_unknown_impersonate_target_is_bad_input_not_retried(
         await call(model, path)
     assert time.monotonic() - started < 0.5
     assert emulator.requests == []
+
+
+# --- per-call arguments follow the fields' rules -------------------------------------------------
+
+SENTENCES = "Hello world. Goodbye world. END tail"
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_stop_string_is_one_stop_sequence(emulator: Emulator, path: str) -> None:
+    emulator.responder = ScriptedResponder([SENTENCES] * 2)
+    model = ChatChatGptEs(base_url=emulator.base_url)
+    answer = await call(model.bind(stop="world"), path)  # not five one-letter sequences
+    assert answer.text == "Hello "
+    assert answer.response_metadata["finish_reason"] == "stop"
+    constructed = ChatChatGptEs(base_url=emulator.base_url, stop="END")
+    assert constructed.stop == ["END"]
+    assert (await call(constructed, path)).text == "Hello world. Goodbye world. "
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_per_call_max_tokens_is_read_as_the_field(emulator: Emulator, path: str) -> None:
+    emulator.responder = ScriptedResponder([SENTENCES])
+    model = ChatChatGptEs(base_url=emulator.base_url)
+    answer = await call(model.bind(max_tokens="3"), path)  # as max_tokens="3" at construction
+    assert answer.text == "Hello world."  # 3 tokens of 4 characters
+    assert answer.response_metadata["finish_reason"] == "length"
+
+
+def test_remove_messages_are_not_conversation_text(
+    emulator: Emulator, model: ChatChatGptEs
+) -> None:
+    from langchain_core.messages import RemoveMessage
+
+    model.invoke([HumanMessage("Hi", id="1"), RemoveMessage(id="1"), HumanMessage("Bye")])
+    message = emulator.chat_requests()[0].form["message"]
+    assert "Remove" not in message
+    assert message.endswith("User: Hi\nUser: Bye\nAssistant:")
+
+
+# --- the consent sentence: an error only when it is the whole reply -----------------------------
+
+CHECKBOX = "Du musst das Kästchen anklicken!"
+
+
+@pytest.mark.parametrize("stream", MODES)
+@pytest.mark.parametrize("path", PATHS)
+async def test_an_answer_quoting_the_consent_sentence_is_an_answer(
+    emulator: Emulator, stream: bool, path: str
+) -> None:
+    emulator.stream = stream
+    quoted = f'In German: "{CHECKBOX}"'
+    emulator.responder = ScriptedResponder([quoted])
+    assert (await call(ChatChatGptEs(base_url=emulator.base_url), path)).text == quoted
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_streamed_consent_sentence_is_the_consent_error(
+    emulator: Emulator, path: str
+) -> None:
+    emulator.stream = True
+    pieces = ["Du musst ", "das Kästchen ", "anklicken!"]
+    body = "".join(
+        "data: " + json.dumps({"choices": [{"delta": {"content": p}}]}) + "\n\n" for p in pieces
+    )
+    emulator.responder = ScriptedResponder(
+        [Reply.raw(200, body + "data: [DONE]\n\n", "text/event-stream")]
+    )
+    received: list[str] = []
+    model = ChatChatGptEs(base_url=emulator.base_url, max_retries=0)
+
+    async def consume() -> None:
+        if path in ("stream", "astream"):
+            chunks = model.astream("x") if path == "astream" else _aiter(model.stream("x"))
+            async for chunk in chunks:
+                received.append(chunk.text)
+        else:
+            await call(model, path)
+
+    with pytest.raises(ConsentRequiredError):
+        await consume()
+    assert received == []  # held back while it could still be the sentence: nothing shown
+
+
+async def _aiter(chunks: Any) -> Any:
+    for chunk in chunks:
+        yield chunk

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -49,12 +50,13 @@ def test_known_models_by_alias_and_field_name(name: str) -> None:
 
 
 def test_unknown_model_lists_the_known_ones() -> None:
-    with pytest.raises(ValidationError, match="gpt-4, gpt-4o, gpt-4o-mini"):
+    with pytest.raises(ValidationError, match="'gpt-4', 'gpt-4o' or 'gpt-4o-mini'"):
         ChatChatGptEs(model="claude-3")
 
 
 def test_unknown_model_per_call_is_a_typed_error() -> None:
-    with pytest.raises(InvalidInputError, match="Unknown model 'o3'"):
+    # The same rule as the field's, raised as InvalidInputError naming the argument.
+    with pytest.raises(InvalidInputError, match="model='o3' is not valid for this call"):
         ChatChatGptEs().invoke("hi", model="o3")
 
 
@@ -116,8 +118,17 @@ def test_mask_proxy() -> None:
     assert mask_proxy(SECRET_PROXY) == "http://***@proxy.example.test:3128"
     assert mask_proxy("socks5://host:1080") == "socks5://host:1080"
     assert mask_proxy("http://u:p@host:notaport") == "***"
-    echoed = f"curl: (5) Could not resolve proxy {SECRET_PROXY}; user alice:s3cr3t-pw, s3cr3t-pw"
+    # Credentials are masked where they stand as in a URL (curl echoes the proxy URL, or a
+    # form of it), never wherever their letters happen to occur in the message.
+    echoed = f"curl: (5) Could not resolve proxy {SECRET_PROXY} (alice:s3cr3t-pw@proxy)"
     assert "s3cr3t" not in scrub_proxy(echoed, SECRET_PROXY)
+    short = "http://u:e@proxy.example.test:3128"
+    assert scrub_proxy("Failed to perform, curl: (5) bad proxy", short) == (
+        "Failed to perform, curl: (5) bad proxy"
+    )
+    assert scrub_proxy(f"Unsupported proxy syntax in '{short}'", short) == (
+        "Unsupported proxy syntax in 'http://***@proxy.example.test:3128'"
+    )
     assert scrub_proxy("nothing secret", None) == "nothing secret"
 
 
@@ -140,10 +151,12 @@ def test_tokens_are_counted_offline() -> None:
     assert model.get_num_tokens_from_messages([HumanMessage("abcdefgh")]) > 2
 
 
-def test_client_id_is_stable_per_instance_and_browser_like() -> None:
+def test_client_ids_are_browser_like_and_differ_between_instances() -> None:
+    # (That one instance keeps its id from call to call is checked on the wire, in
+    # test_every_form_field_of_the_post.)
     a, b = ChatChatGptEs(), ChatChatGptEs()
-    assert a._client_id == a._client_id and a._client_id != b._client_id
-    assert len(a._client_id) == 10 and int(a._client_id, 16) >= 0
+    assert a._client_id != b._client_id
+    assert re.fullmatch("[0-9a-f]{10}", a._client_id)
 
 
 def test_profile_is_text_only_without_native_structured_output() -> None:
