@@ -74,7 +74,8 @@ def tool_choice_of(choice: Any, tool_names: Sequence[str]) -> ToolChoice:
         return ToolChoice("named", name)
     raise InvalidInputError(
         f"tool_choice={choice!r} is not understood: use None, 'auto', 'any', 'required', "
-        f"'none', True, or the name of a bound tool ({', '.join(tool_names) or 'none bound'})."
+        f"'none', True, or the name of a bound tool ({', '.join(tool_names) or 'none bound'}).",
+        setting="tool_choice",
     )
 
 
@@ -164,12 +165,17 @@ def _blocks(text: str) -> list[tuple[int, int, str, Any]]:
 
     The JSON is read from the tag on, so a ``</tool_call>`` inside a JSON string does not
     end the block; an undecodable body ends at the closing tag (or the end of the reply).
+    A tag followed neither by a JSON object or list nor, later, by a closing tag is text
+    (a reply that mentions the tag), not a broken call.
     """
     blocks = []
     decoder = json.JSONDecoder()
     start = text.find(TOOL_CALL_OPEN)
     while start != -1:
         body = _SPACE.match(text, start + len(TOOL_CALL_OPEN)).end()  # type: ignore[union-attr]
+        if text[body : body + 1] not in ("{", "[") and text.find(TOOL_CALL_CLOSE, body) == -1:
+            start = text.find(TOOL_CALL_OPEN, start + len(TOOL_CALL_OPEN))
+            continue
         try:
             value, stop = decoder.raw_decode(text, body)
             raw = text[body:stop]
@@ -259,13 +265,36 @@ def json_answer(text: str) -> str:
 # --- streaming ----------------------------------------------------------------------------------
 
 
+_FENCE_INFO = re.compile(r"[ \t]*\w*[ \t]*")  # a code fence's info string ("json")
+_MARKERS = (TOOL_CALL_OPEN, "```")
+
+
+def _call_follows(text: str, marker: str, at: int) -> bool | None:
+    """Whether a tool call may start at the marker found at ``at``: None while unknown.
+
+    A ``<tool_call>`` tag may always start one (whether it is only mentioned shows at the
+    end of the reply); a code fence starts one when a JSON object or list opens its body
+    (right after the fence, or on the next line).
+    """
+    if marker == TOOL_CALL_OPEN:
+        return True
+    position = _FENCE_INFO.match(text, at + len(marker)).end()  # type: ignore[union-attr]
+    if position == len(text):
+        return None
+    if text[position] not in "\r\n{[":
+        return False
+    body = text[position:].lstrip()
+    return None if not body else body[0] in "{["
+
+
 class ReplyFilter:
     """Decides which streamed reply text can be shown at once when tools are bound.
 
-    Text before the first ``<tool_call>`` is shown as it arrives; from the tag on (or from
-    the start, when the reply opens like a bare JSON call or ``hold`` is set) everything is
-    held back for :func:`parse_reply`. Leading whitespace and whitespace right before a
-    tool call are held too, so the text shown is a prefix of the parsed content.
+    Text is shown as it arrives until a tool call may start: a ``<tool_call>`` tag or a
+    code fence followed by a JSON object (or the reply opening like a bare JSON call, or
+    ``hold`` set); from there everything is held back for :func:`parse_reply`. A fence
+    followed by anything else is text. Whitespace right before a possible call (and
+    at the start) is held too, so the text shown is a prefix of the parsed content.
     """
 
     def __init__(self, *, hold: bool = False) -> None:
@@ -281,24 +310,36 @@ class ReplyFilter:
         pending = self._pending + text
         if not self._shown:
             pending = pending.lstrip()
-            if pending[:1] in ("{", "[", "`"):  # perhaps a bare or fenced JSON call
+            if pending[:1] in ("{", "["):  # perhaps a bare JSON call
                 self._holding = True
                 return ""
-        tag = pending.find(TOOL_CALL_OPEN)
-        if tag != -1:
-            self._holding = True
-            pending = pending[:tag]
-            ready = pending.rstrip()
-        else:
-            ready = pending[: self._partial_tag_start(pending)].rstrip()
+        cut = self._safe_end(pending)
+        ready = pending[:cut].rstrip()
         self._pending = pending[len(ready) :]
         self._shown = self._shown or bool(ready)
         return ready
 
-    @staticmethod
-    def _partial_tag_start(text: str) -> int:
-        # Where a suffix of text begins that could still grow into "<tool_call>".
-        for size in range(min(len(TOOL_CALL_OPEN) - 1, len(text)), 0, -1):
-            if text.endswith(TOOL_CALL_OPEN[:size]):
-                return len(text) - size
-        return len(text)
+    def _safe_end(self, text: str) -> int:
+        """Where the text that is surely not a call ends; sets holding when one starts."""
+        position = 0
+        while True:
+            found = [(text.find(m, position), m) for m in _MARKERS]
+            hits = [(at, marker) for at, marker in found if at != -1]
+            if not hits:
+                return min(_partial_start(text, marker) for marker in _MARKERS)
+            at, marker = min(hits)
+            verdict = _call_follows(text, marker, at)
+            if verdict is None:
+                return at  # wait for what follows the marker
+            if verdict:
+                self._holding = True
+                return at
+            position = at + len(marker)  # text that merely looks like a marker
+
+
+def _partial_start(text: str, marker: str) -> int:
+    """Where a suffix of ``text`` begins that could still grow into ``marker``."""
+    for size in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:size]):
+            return len(text) - size
+    return len(text)

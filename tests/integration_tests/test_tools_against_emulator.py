@@ -111,7 +111,7 @@ async def test_multibyte_text_survives_both_ways(emulator: Emulator, path: str) 
 async def test_required_call_is_asked_for_again(emulator: Emulator, path: str) -> None:
     emulator.stream = path.endswith("stream")
     emulator.responder = ToolModelResponder(malformed_first=2)  # no call, then a broken one
-    bound = model_for(emulator, max_retries=2).bind_tools([add], tool_choice="add")
+    bound = model_for(emulator, max_tool_retries=2).bind_tools([add], tool_choice="add")
     message = await call(bound, path, "Hello!")
     assert [c["name"] for c in message.tool_calls] == ["add"]
     posts = emulator.chat_requests()
@@ -124,7 +124,7 @@ async def test_required_call_is_asked_for_again(emulator: Emulator, path: str) -
 async def test_retries_end_with_what_there_is(emulator: Emulator, path: str) -> None:
     emulator.stream = path.endswith("stream")
     emulator.responder = ToolModelResponder(malformed_first=2)
-    bound = model_for(emulator, max_retries=1).bind_tools([add], tool_choice="any")
+    bound = model_for(emulator, max_tool_retries=1).bind_tools([add], tool_choice="any")
     message = await call(bound, path, "Hello!")
     assert message.tool_calls == []
     assert len(message.invalid_tool_calls) == 1  # the broken block, with its raw text
@@ -133,7 +133,7 @@ async def test_retries_end_with_what_there_is(emulator: Emulator, path: str) -> 
 
 async def test_auto_mode_does_not_insist(emulator: Emulator) -> None:
     emulator.responder = ToolModelResponder(malformed_first=1)
-    bound = model_for(emulator, max_retries=3).bind_tools([add])
+    bound = model_for(emulator, max_tool_retries=3).bind_tools([add])
     message = await bound.ainvoke("Please add 1 and 2")
     assert message.tool_calls == [] and message.text == "I am not sure which tool to use."
     assert len(emulator.chat_requests()) == 1
@@ -254,3 +254,37 @@ async def test_create_agent_with_response_format(emulator: Emulator, strategy: s
         assert "<response_schema>" in sent[-1]
     else:
         assert '"name": "WeatherReport"' in sent[-1]
+
+
+# --- text that looks like a call, and calls after prose ------------------------------------------
+
+
+@pytest.mark.parametrize("stream", MODES)
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_tag_without_a_call_after_it_is_text(
+    emulator: Emulator, path: str, stream: bool
+) -> None:
+    emulator.stream = stream
+    answer = "Use <tool_call> tags to call tools. The weather is fine."
+    emulator.responder = ScriptedResponder([answer])
+    message = await call(model_for(emulator).bind_tools([get_weather]), path)
+    assert message.text == answer  # not 'Use' with the rest in an invalid call
+    assert message.invalid_tool_calls == [] and message.tool_calls == []
+    assert message.response_metadata["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("stream", MODES)
+@pytest.mark.parametrize("path", PATHS)
+async def test_prose_then_a_fenced_call_keeps_only_the_prose(
+    emulator: Emulator, path: str, stream: bool
+) -> None:
+    emulator.stream = stream
+    emulator.chunk_delay = 0.005
+    fenced = '{"name": "get_weather", "arguments": {"city": "Lima"}}'
+    emulator.responder = ScriptedResponder([f"Let me check.\n```json\n{fenced}\n```"])
+    message = await call(model_for(emulator).bind_tools([get_weather]), path)
+    assert message.text == "Let me check."  # the call's JSON is not also content
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Lima"})
+    ]
+    assert message.response_metadata["finish_reason"] == "tool_calls"

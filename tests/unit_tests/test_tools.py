@@ -17,6 +17,7 @@ from langchain_chatgptes._prompt import build_message, correction, render_instru
 from langchain_chatgptes._tools import (
     ReplyFilter,
     ToolChoice,
+    _parse,
     json_answer,
     parse_reply,
     tool_choice_of,
@@ -138,13 +139,37 @@ def test_plain_text_and_plain_json_are_not_calls() -> None:
     assert json.loads(reply.content) == {"setup": "Why?", "punchline": "Because."}
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text())
-def test_parser_never_raises_on_arbitrary_text(text: str) -> None:
-    reply = parse_reply(text, NAMES)
+CALLISH = (
+    st.text(
+        alphabet=st.sampled_from(list('<>/{}[]":,` \njsonametool_calargumentsadd123')), max_size=80
+    )
+    | st.text()
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(CALLISH)
+def test_the_parser_itself_raises_nothing_on_arbitrary_text(text: str) -> None:
+    # parse_reply catches every exception (a parser bug must not lose the answer), so the
+    # parts it runs are tested without that net: they must not raise at all.
+    reply = _parse(text, NAMES)
     assert isinstance(reply.content, str)
     for call in reply.tool_calls:
         assert call["name"] in NAMES and isinstance(call["args"], dict) and call["id"]
+    assert isinstance(json_answer(text), str)
+    reply_filter = ReplyFilter()
+    shown = "".join(reply_filter.feed(text[i : i + 3]) for i in range(0, len(text), 3))
+    assert isinstance(shown, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(CALLISH)
+def test_shown_text_is_a_prefix_of_the_content(text: str) -> None:
+    # What streams before the end must never have to be taken back.
+    reply_filter = ReplyFilter()
+    shown = "".join(reply_filter.feed(text[i : i + 2]) for i in range(0, len(text), 2))
+    content = _parse(text, NAMES).content
+    assert content.startswith(shown), (text, shown, content)
 
 
 JSON_VALUES = st.recursive(
