@@ -21,6 +21,17 @@ from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, Chat
 from langchain_chatgptes.errors import ChatGptEsError
 
 
+def _seconds(text: str) -> float:
+    """A time limit on the command line: a number of seconds above 0 (curl reads 0 as none)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the time limit must be more than 0 seconds")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes",
@@ -35,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
     parser.add_argument("--model", default="gpt-4o", choices=KNOWN_MODELS, help="model label")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=60.0, help="seconds, more than 0 (default: 60)"
+    )
     parser.add_argument("--no-stream", action="store_true", help="print the whole answer at once")
     parser.add_argument(
         "--emulator",
@@ -57,7 +70,7 @@ def _doctor_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
+        "--timeout", type=_seconds, default=30.0, help="seconds, more than 0 (default: 30)"
     )
     parser.add_argument(
         "--impersonate",

@@ -56,6 +56,8 @@ def _verdict(exc: ChatGptEsError, proxy: str | None, *, reaching: str) -> _Faile
         return _Failed(f"timed out: {exc}")
     if isinstance(exc, TransportError) and exc.at_proxy:
         return _Failed(f"the proxy {mask_proxy(proxy or '')} failed: {exc}")
+    if isinstance(exc, TransportError) and exc.not_http:
+        return _Failed(f"something answered, but not in HTTP (another service there?): {exc}")
     if isinstance(exc, TransportError):
         return _Failed(f"{reaching}: {exc}")
     if isinstance(exc, NonceRejectedError):

@@ -52,15 +52,20 @@ def mask_proxy(url: str) -> str:
 
 
 def scrub_proxy(text: str, proxy: str | None) -> str:
-    """``text`` (e.g. curl's error message) with the proxy's credentials taken out."""
+    """``text`` (e.g. curl's error message) with the proxy's credentials masked.
+
+    They are masked where they stand as in a URL (the proxy URL itself, or its
+    ``user:password@``), never wherever their letters happen to occur: a short password
+    must not turn "Failed to perform" into "Fail***d to p***rform".
+    """
     if not proxy:
         return text
     text = text.replace(proxy, mask_proxy(proxy))
     userinfo = proxy.partition("://")[2].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
-    for secret in (userinfo, password):
-        text = text.replace(secret, "***") if secret else text
-    return text
+    return text.replace(f"{userinfo}@", "***@") if userinfo else text
+
+
+_NOT_HTTP_CODES = frozenset({1, 8})
 
 
 def _curl_text(exc: BaseException) -> str:
@@ -100,7 +105,11 @@ def map_errors(request: HttpRequest, timeout: float | None, proxy: str | None) -
             at_proxy=True,
         ) from exc
     except CurlError as exc:
-        raise TransportError(f"{what} failed: {scrub_proxy(_curl_text(exc), proxy)}") from exc
+        # curl's codes for a reply that is not HTTP at all (1: "HTTP/0.9", 8: weird reply)
+        not_http = getattr(exc, "code", None) in _NOT_HTTP_CODES
+        raise TransportError(
+            f"{what} failed: {scrub_proxy(_curl_text(exc), proxy)}", not_http=not_http
+        ) from exc
 
 
 def reply_head(response: Response) -> ReplyHead:

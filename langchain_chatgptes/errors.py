@@ -164,13 +164,20 @@ class TransportError(ChatGptEsError):
 
     Attributes:
         at_proxy: The proxy failed (not the site).
+        not_http: Something answered, but not in HTTP (another service on that port?).
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, at_proxy: bool = False
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        at_proxy: bool = False,
+        not_http: bool = False,
     ) -> None:
         super().__init__(message, status_code=status_code)
         self.at_proxy = at_proxy
+        self.not_http = not_http
 
 
 class RequestTimeoutError(TransportError, TimeoutError):

@@ -268,7 +268,8 @@ def _raise_for_flags(obj: Mapping[str, Any], status: int | None) -> None:
 
 
 def _check_answer(text: str, status: int | None) -> str:
-    if CHECKBOX_MESSAGE in text:
+    # The consent error is the site's reply being that sentence, not an answer quoting it.
+    if text.strip() == CHECKBOX_MESSAGE:
         raise ConsentRequiredError(text, status_code=status)
     if not text.strip():
         raise ResponseFormatError("The site returned an empty answer.", status_code=status)
@@ -401,6 +402,9 @@ class StreamDecoder:
         self._finish_reason: str | None = None
         self._done = False
         self._text_seen = False
+        # Text held while the answer so far could still be the consent sentence, which the
+        # site may stream like an answer: only the whole reply being it is the error.
+        self._held: str | None = ""
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Consume bytes and return the events completed by them."""
@@ -482,7 +486,7 @@ class StreamDecoder:
                     self._error_words.append(content)
                 else:
                     self._text_seen = self._text_seen or not content.isspace()
-                    events.append(TextDelta(content))
+                    events.extend(self._text(content))
             reason = choice.get("finish_reason")
             if isinstance(reason, str) and reason:
                 self._finish_reason = reason
@@ -491,10 +495,23 @@ class StreamDecoder:
                     raise SiteError("".join(self._error_words).strip())
         return events
 
+    def _text(self, content: str) -> list[Event]:
+        if self._held is None:
+            return [TextDelta(content)]
+        held = self._held + content
+        if CHECKBOX_MESSAGE.startswith(held.strip()):
+            self._held = held
+            return []
+        self._held = None
+        return [TextDelta(held)]
+
     def _end(self, reason: str) -> list[Event]:
         self._done = True
         if self._error_words:
             raise SiteError("".join(self._error_words).strip())
         if not self._text_seen:
             raise ResponseFormatError("The site returned an empty answer (an empty stream).")
-        return [End(reason)]
+        held, self._held = self._held, None
+        if held and held.strip() == CHECKBOX_MESSAGE:
+            raise ConsentRequiredError(held)
+        return [TextDelta(held), End(reason)] if held else [End(reason)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import socket
+import threading
 import time
 from typing import Literal
 
@@ -255,3 +257,40 @@ def test_a_question_is_still_asked(emulator: Emulator, capsys: pytest.CaptureFix
     args = ["--base-url", emulator.base_url, "--no-stream", "--timeout", "5", "what is up"]
     assert main(args) == 0
     assert "You wrote: what is up" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+@pytest.mark.parametrize("command", [["doctor"], []])
+def test_a_time_limit_must_be_more_than_zero(
+    value: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # curl reads 0 as "no limit" (the doctor waited forever) and -1 failed deep in curl.
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--timeout", value, "--base-url", UNREACHABLE, *([] if command else ["q"])])
+    assert info.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
+
+
+def test_a_server_that_does_not_speak_http() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(1024)
+            connection.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        healthy, report = doctor(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        listener.close()
+    assert not healthy
+    line = lines(report)["fetch page"]
+    assert "not in HTTP" in line and "unreachable" not in line
