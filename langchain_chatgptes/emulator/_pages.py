@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from langchain_chatgptes.emulator._plugin import AJAX_PATH, CHAT_BOX_CLASS, PARAMS_VARIABLE
 from langchain_chatgptes.emulator._wordpress import php_json
 
 PageVariant = Literal["standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce"]
@@ -28,7 +29,7 @@ def _chat_box_attributes(facts: PageFacts) -> list[tuple[str, str]]:
     # The order of the shortcode template (§3.2 of the protocol reference).
     url = facts.base_url + (f"/{facts.path}" if facts.path else "")
     return [
-        ("class", "wpaicg-chat-shortcode"),
+        ("class", CHAT_BOX_CLASS),
         ("data-user-bg-color", "#444654"),
         ("data-color", "#fff"),
         ("data-fontsize", "13"),
@@ -58,7 +59,7 @@ def _chat_box_attributes(facts: PageFacts) -> list[tuple[str, str]]:
 
 def _params_script(facts: PageFacts) -> str:
     params = {
-        "ajax_url": f"{facts.base_url}/wp-admin/admin-ajax.php",
+        "ajax_url": facts.base_url + AJAX_PATH,
         "search_nonce": facts.nonce,
         "logged_in": "0",
         "languages": {
@@ -67,7 +68,7 @@ def _params_script(facts: PageFacts) -> str:
             "wrong": "Algo salió mal",
         },
     }
-    return f"var wpaicgParams = {php_json(params)};"
+    return f"var {PARAMS_VARIABLE} = {php_json(params)};"
 
 
 def render_page(facts: PageFacts, variant: PageVariant) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from langchain_chatgptes.emulator import _plugin as plugin
 from langchain_chatgptes.emulator import _wordpress as wp
 from langchain_chatgptes.emulator._pages import (
     CHALLENGE_HEADERS,
@@ -25,14 +26,8 @@ from langchain_chatgptes.emulator._pages import (
 )
 from langchain_chatgptes.emulator._wire import json_body, sse_events
 from langchain_chatgptes.emulator.responders import ChatRequest, EchoResponder, Reply, Responder
-from langchain_chatgptes.protocols.wpaicg import (
-    ACTION,
-    AJAX_PATH,
-    NONCE_EXPIRED_TEXT,
-    NONCE_FAILED_MSG,
-)
 
-_ACTIONS = (ACTION, "wpaicg_chatbox_message")  # the shortcode and the widget share a handler
+_ACTIONS = (plugin.ACTION, plugin.WIDGET_ACTION)  # the shortcode and the widget share a handler
 _PAGES = {"/": "", "/chat/": "chat"}
 _HTML = "text/html; charset=UTF-8"
 _JSON = "application/json; charset=UTF-8"
@@ -43,11 +38,6 @@ _NOCACHE = {
 _USED_PORTS: set[int] = set()
 """Ports earlier emulators of this process listened on: a new one never reuses them, so
 a client's page cache (keyed by URL) cannot mistake one emulated site for another."""
-_EMPTY_MSG = "It appears that nothing was inputted."
-_IP_BANNED_MSG = "You are not allowed to access this feature."
-_WORD_BANNED_MSG = (
-    "Your message contains prohibited words. Please modify your message and try again."
-)
 
 
 def _peer(request: web.Request) -> tuple[str, int]:
@@ -117,6 +107,12 @@ class Emulator:
         redirect_to: Answer every request with HTTP 301 to this base URL plus the path
             (a site that moved, or http -> https, www -> bare host).
         responder: Chooses the answers (None: :class:`EchoResponder`).
+        on_flush: An opt-in observer (None: nothing is called), for benchmarks and tests
+            that time a client's reading: called with the bytes of each event of an
+            event-stream reply right after they were written to the socket, on the
+            emulator's thread; it should return quickly and must not raise. Replies sent
+            whole (JSON, :meth:`Reply.raw`) and faults (:meth:`Reply.drip`, ...) are not
+            reported.
     """
 
     host: str = "127.0.0.1"
@@ -140,15 +136,13 @@ class Emulator:
     page_variant: PageVariant = "standard"
     redirect_to: str | None = None
     responder: Responder | None = None
+    on_flush: Callable[[bytes], None] | None = None
 
     def __post_init__(self) -> None:
         self._offset = 0.0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._usage: dict[str, int] = {}
-        # time.perf_counter() right after each event stream's first piece of answer text went
-        # to the socket, so a benchmark in another process can time the client's first chunk.
-        self.first_text_flushed: list[float] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -272,14 +266,13 @@ class Emulator:
 
     def chat_requests(self) -> list[RecordedRequest]:
         """The POSTs to admin-ajax."""
-        return [r for r in self.requests if r.method == "POST" and r.path == AJAX_PATH]
+        return [r for r in self.requests if r.method == "POST" and r.path == plugin.AJAX_PATH]
 
     def clear(self) -> None:
         """Forget recorded requests and token usage."""
         with self._lock:
             self._requests.clear()
             self._usage.clear()
-            self.first_text_flushed.clear()
 
     def now(self) -> float:
         """The emulator's time: ``clock()`` plus what :meth:`advance` added."""
@@ -291,7 +284,7 @@ class Emulator:
 
     def current_nonce(self) -> str:
         """The chat nonce the page shows now."""
-        return wp.create_nonce(self.secret, wp.CHAT_NONCE_ACTION, self.now(), self.nonce_life)
+        return wp.create_nonce(self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
 
     # --- requests ------------------------------------------------------------------------
 
@@ -303,7 +296,7 @@ class Emulator:
             if request.method == "POST"
             else {}
         )
-        is_chat = request.method == "POST" and request.path == AJAX_PATH
+        is_chat = request.method == "POST" and request.path == plugin.AJAX_PATH
         nonce = {**query, **form}.get("_wpnonce", "")
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
@@ -327,7 +320,7 @@ class Emulator:
             raise web.HTTPMovedPermanently(self.redirect_to.rstrip("/") + request.path_qs)
         if self.cloudflare == "both" or self.cloudflare == request.method.lower():
             return web.Response(status=403, body=CHALLENGE_PAGE.encode(), headers=CHALLENGE_HEADERS)
-        if request.path == AJAX_PATH:
+        if request.path == plugin.AJAX_PATH:
             if is_chat and self.latency:
                 await asyncio.sleep(self.latency)
             return await self._ajax(request, query, form)
@@ -343,9 +336,7 @@ class Emulator:
         )
 
     def _nonce_ok(self, nonce: str) -> bool:
-        return wp.verify_nonce(
-            nonce, self.secret, wp.CHAT_NONCE_ACTION, self.now(), self.nonce_life
-        )
+        return wp.verify_nonce(nonce, self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
 
     def _page(self, path: str) -> web.Response:
         now = self.now()
@@ -404,9 +395,9 @@ class Emulator:
         client_id = fields.get("wpaicg_chat_client_id", "")
         flags = []
         if request.remote in self.banned_ips:
-            flags.append(Reply.flag("ipBanned", _IP_BANNED_MSG))
+            flags.append(Reply.flag("ipBanned", plugin.IP_BANNED_MSG))
         if {word.strip().lower() for word in self.banned_words} & set(message.lower().split(" ")):
-            flags.append(Reply.flag("messageFlagged", _WORD_BANNED_MSG))
+            flags.append(Reply.flag("messageFlagged", plugin.WORD_BANNED_MSG))
         for flag in flags:
             if not self.stream:
                 return await out.send(flag)
@@ -416,7 +407,7 @@ class Emulator:
         if self.token_limit is not None and used > self.token_limit:
             return await out.send(Reply.token_limit())
         if not message:
-            return await out.send(Reply("error", _EMPTY_MSG))
+            return await out.send(Reply("error", plugin.EMPTY_MESSAGE_MSG))
         chat = ChatRequest(
             message=message,
             form=dict(fields),
@@ -438,10 +429,10 @@ class Emulator:
         self, request: web.Request, fields: Mapping[str, str], headers: dict[str, str]
     ) -> web.Response:
         if self.nonce_failure == "legacy":
-            body = wp.php_json({"status": "error", "msg": NONCE_FAILED_MSG}).encode()
+            body = wp.php_json({"status": "error", "msg": plugin.NONCE_FAILED_MSG}).encode()
             return web.Response(body=body, headers={**headers, "Content-Type": _JSON})
         # wp_nonce_ays() via the Ajax die handler: bare text + a link back to a same-site referer.
-        text = NONCE_EXPIRED_TEXT
+        text = plugin.NONCE_EXPIRED_TEXT
         referer = fields.get("_wp_http_referer") or request.headers.get("Referer", "")
         same_site = urlsplit(referer).hostname in (None, urlsplit(self.base_url).hostname)
         own_uri = referer in (request.path_qs, self.base_url + request.path_qs)
@@ -456,7 +447,6 @@ class _Output:
     def __init__(self, emulator: Emulator, request: web.Request, headers: dict[str, str]) -> None:
         self._emulator, self._request, self._headers = emulator, request, headers
         self._stream: web.StreamResponse | None = None
-        self._flushed = False
 
     async def _fault(self, reply: Reply) -> web.StreamResponse:
         """Misbehave as :meth:`Reply.reset`, :meth:`Reply.hang` or :meth:`Reply.drip` say."""
@@ -510,9 +500,8 @@ class _Output:
                 await stream.write(event)
             except ConnectionResetError:  # the client went away (e.g. aborted the stream)
                 return stream
-            if not self._flushed and b'"content":"' in event and b'"content":""' not in event:
-                self._flushed = True
-                emu.first_text_flushed.append(time.perf_counter())
+            if emu.on_flush is not None:
+                emu.on_flush(event)
         if stream is None:
             raise RuntimeError(f"empty event stream for {reply!r}")
         if last:

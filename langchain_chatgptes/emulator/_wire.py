@@ -7,11 +7,16 @@ import re
 import secrets
 import string
 
-from langchain_chatgptes.emulator._wordpress import GREETING, php_json
+from langchain_chatgptes.emulator._plugin import (
+    CHECKBOX_MESSAGE,
+    GREETING,
+    LIMIT_REACHED_MSG,
+    STALE_MSG,
+    TOKEN_LIMIT_KEY,
+)
+from langchain_chatgptes.emulator._wordpress import php_json
 from langchain_chatgptes.emulator.responders import Reply
-from langchain_chatgptes.protocols.wpaicg import CHECKBOX_MESSAGE, TOKEN_LIMIT_KEY
 
-LIMIT_REACHED_MSG = "You have reached your token limit."
 _PIECE = re.compile(r"\s*\S{1,4}|\s+")  # leading blanks + a few characters: token-sized pieces
 _ID_CHARS = string.ascii_letters + string.digits
 
@@ -20,7 +25,7 @@ def success_object(answer: str) -> dict[str, object]:
     """The plugin's success JSON; ``msg`` is a stale initial value the plugin never clears."""
     return {
         "status": "success",
-        "msg": "Something went wrong",
+        "msg": STALE_MSG,
         "greeting_message": GREETING,
         "data": answer,
         "log": False,

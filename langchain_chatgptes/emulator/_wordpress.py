@@ -17,12 +17,7 @@ from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
-CHAT_NONCE_ACTION = "wpaicg-chatbox"
-GREETING = (
-    "Converse as if you were an AI assistant. Answer the question as truthfully as possible "
-    "using the provided text. Tone: professional"
-)
-"""The plugin's English system text (``languages/en.json``), sent upstream as the first turn."""
+from langchain_chatgptes.emulator._plugin import GREETING
 
 
 def create_nonce(secret: str, action: str, now: float, life: float) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from langchain_chatgptes.emulator import Emulator
-from langchain_chatgptes.protocols.wpaicg import ACTION, AJAX_PATH
+from langchain_chatgptes.emulator._plugin import ACTION, AJAX_PATH
 
 T0 = 1_800_000_000.0  # a fixed clock: nonce ticks are then known in advance
 

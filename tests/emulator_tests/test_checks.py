@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply, ScriptedResponder
-from langchain_chatgptes.protocols.wpaicg import AJAX_PATH
+from langchain_chatgptes.emulator._plugin import AJAX_PATH
 
 from .conftest import chat_fields, post, request
 

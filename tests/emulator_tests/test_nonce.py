@@ -6,7 +6,7 @@ import json
 from urllib.parse import urlencode
 
 from langchain_chatgptes.emulator import Emulator
-from langchain_chatgptes.protocols.wpaicg import AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
+from langchain_chatgptes.emulator._plugin import AJAX_PATH, NONCE_EXPIRED_TEXT, NONCE_FAILED_MSG
 
 from .conftest import chat_fields, post, request
 

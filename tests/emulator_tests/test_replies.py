@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
-from langchain_chatgptes.protocols.wpaicg import ACTION, AJAX_PATH
+from langchain_chatgptes.emulator._plugin import ACTION, AJAX_PATH
 
 from .conftest import chat_fields, post
 

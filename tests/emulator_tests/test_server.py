@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from langchain_chatgptes.emulator import Emulator
-from langchain_chatgptes.protocols.wpaicg import AJAX_PATH
+from langchain_chatgptes.emulator._plugin import AJAX_PATH
 
 from .conftest import T0, chat_fields, post, request
 
@@ -55,6 +55,19 @@ def test_recording(emu: Emulator) -> None:
     assert len(emu.requests) == 3
     emu.clear()
     assert emu.requests == []
+
+
+def test_on_flush_sees_each_stream_event_once_it_is_written(emu: Emulator) -> None:
+    flushed: list[bytes] = []
+    post(emu, chat_fields(emu))  # a JSON reply: nothing reported, and no hook needed
+    emu.on_flush = flushed.append
+    post(emu, chat_fields(emu))
+    assert flushed == []
+    emu.stream = True
+    body = post(emu, chat_fields(emu, message="Hola mundo")).body
+    assert len(flushed) > 3
+    assert b"".join(flushed) == body  # every event, in order, before the reply ended
+    assert all(event.endswith(b"\n\n") for event in flushed)
 
 
 def test_latency_is_async(emu: Emulator) -> None:
