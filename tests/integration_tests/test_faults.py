@@ -1,8 +1,9 @@
 """The fault matrix: every fault the emulator can stage, on every call path.
 
-Each fault either ends in the right answer (after a retry where one helps) or in the
-documented error class, within the time limit. The README's matrix is rendered from
-``FAULTS`` (``test_readme_shows_the_fault_matrix`` keeps the two in step).
+Each fault either ends in its exact answer (after a retry where one helps) or in the
+documented error class, with the stated number of chat POSTs and page GETs, within the time
+limit. The README's matrix is rendered from ``FAULTS`` (``test_readme_shows_the_fault_matrix``
+keeps the two in step), so what it says is what ``test_fault`` checks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
 from .conftest import PATHS, call
 
 TIMEOUT = 1.0
-MARGIN = 1.5  # seconds a failing call may take beyond its limit (backoff included)
+MARGIN = 1.5  # seconds a call may take beyond TIMEOUT per request made (backoff included)
 ANSWER = "recovered"
 
 
@@ -45,26 +46,42 @@ JSON = "application/json; charset=UTF-8"
 BIG = "x" * (10 * 1024 * 1024)
 
 
+def _count(n: int, what: str) -> str:
+    if not n:
+        return f"no {what}"
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 @dataclass(frozen=True)
 class Fault:
-    """One staged fault and what every call path must make of it."""
+    """One staged fault and what every call path must make of it.
+
+    ``posts`` and ``pages`` count the chat POSTs and page GETs the faulted call makes (the
+    warm-up call before it, which reads the page, is not counted).
+    """
 
     name: str
     replies: tuple[Reply, ...] = ()
+    posts: int = 1
+    pages: int = 0
     site_streams: bool = False
-    outcome: type[ChatGptEsError] | None = None  # None: the answer ANSWER (after retries)
+    outcome: type[ChatGptEsError] | None = None  # None: the answer `answer`
+    answer: str = ANSWER
     setup: str = ""  # an emulator attribute change, "name=value"
 
     @property
     def expected(self) -> str:
-        if self.outcome is None:
-            return "answer" + (" (retried)" if self.replies else "")
-        return f"`{self.outcome.__name__}`"
+        result = "answer" if self.outcome is None else f"`{self.outcome.__name__}`"
+        traffic = [_count(self.posts, "POST")]
+        if self.pages:
+            traffic.append(_count(self.pages, "page GET"))
+        retried = "retried: " if self.posts > 1 else ""
+        return f"{result} ({retried}{', '.join(traffic)})"
 
 
 FAULTS = [
-    Fault("connection reset before the reply", (Reply.reset(),)),
-    Fault("connection reset during a JSON reply", (Reply.reset('{"status":"succ'),)),
+    Fault("connection reset before the reply", (Reply.reset(),), posts=2),
+    Fault("connection reset during a JSON reply", (Reply.reset('{"status":"succ'),), posts=2),
     Fault(
         "connection reset after streamed text",
         (Reply.reset(sse("Hal", done=False), "text/event-stream"),),
@@ -82,14 +99,23 @@ FAULTS = [
         (Reply.drip(json.dumps({"status": "success", "data": ANSWER + " " * 200}), 0.05, JSON),),
         outcome=RequestTimeoutError,
     ),
-    Fault("HTTP 429 with Retry-After", (Reply.raw(429, "Too many", headers={"Retry-After": "0"}),)),
-    Fault("HTTP 429 without Retry-After", (Reply.raw(429, "Too many"),)),
-    Fault("HTTP 500", (Reply.raw(500, "<h1>Internal Server Error</h1>"),)),
-    Fault("HTTP 502", (Reply.raw(502, "<h1>Bad Gateway</h1>"),)),
-    Fault("HTTP 503 with Retry-After", (Reply.raw(503, "busy", headers={"Retry-After": "0"}),)),
+    Fault(
+        "HTTP 429 with Retry-After",
+        (Reply.raw(429, "Too many", headers={"Retry-After": "0"}),),
+        posts=2,
+    ),
+    Fault("HTTP 429 without Retry-After", (Reply.raw(429, "Too many"),), posts=2),
+    Fault("HTTP 500", (Reply.raw(500, "<h1>Internal Server Error</h1>"),), posts=2),
+    Fault("HTTP 502", (Reply.raw(502, "<h1>Bad Gateway</h1>"),), posts=2),
+    Fault(
+        "HTTP 503 with Retry-After",
+        (Reply.raw(503, "busy", headers={"Retry-After": "0"}),),
+        posts=2,
+    ),
     Fault(
         "HTTP 503 more often than max_retries",
         (Reply.raw(503, "busy"),) * 3,
+        posts=3,
         outcome=HTTPStatusError,
     ),
     Fault(
@@ -124,9 +150,15 @@ FAULTS = [
         site_streams=True,
         outcome=ResponseFormatError,
     ),
-    Fault("a 10 MB answer", (Reply.text(BIG),)),
-    Fault("nonce rotated since the page was read", setup="advance=259200"),
-    Fault("Cloudflare challenge on the page", setup="cloudflare=get", outcome=BlockedError),
+    Fault("a 10 MB answer", (Reply.text(BIG),), answer=BIG),
+    Fault("nonce rotated since the page was read", posts=2, pages=1, setup="advance=259200"),
+    Fault(
+        "Cloudflare challenge on the page",
+        posts=0,
+        pages=1,
+        setup="cloudflare=get",
+        outcome=BlockedError,
+    ),
     Fault("Cloudflare challenge on the POST", setup="cloudflare=post", outcome=BlockedError),
     Fault("upstream error message", (Reply.site_error("Incorrect API key"),), outcome=SiteError),
     Fault("banned words", (Reply.flag("messageFlagged", "prohibited words"),), outcome=SiteError),
@@ -164,14 +196,18 @@ async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
             setattr(emulator, name, value)
         if name == "cloudflare" and value == "get":
             cache.clear()  # the challenge is on the page: make the call fetch it
+    posts, pages = len(emulator.chat_requests()), len(emulator.page_requests())
     started = time.monotonic()
     if fault.outcome is None:
         answer = await call(model, path, "go")
-        assert answer.text in (ANSWER, BIG)
+        assert answer.text == fault.answer, f"{len(answer.text)} characters: {answer.text[:80]!r}"
     else:
         with pytest.raises(fault.outcome):
             await call(model, path, "go")
-    assert time.monotonic() - started < TIMEOUT * (1 + len(fault.replies)) + MARGIN
+    elapsed = time.monotonic() - started
+    made = (len(emulator.chat_requests()) - posts, len(emulator.page_requests()) - pages)
+    assert made == (fault.posts, fault.pages), "(chat POSTs, page GETs) of the faulted call"
+    assert elapsed < TIMEOUT * (fault.posts + fault.pages) + MARGIN
 
 
 def test_readme_shows_the_fault_matrix() -> None:
