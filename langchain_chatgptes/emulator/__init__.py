@@ -10,6 +10,10 @@ to the site (nonces, JSON or event-stream replies, the site's errors)::
         ...  # point the client at emu.base_url
         assert emu.chat_requests()[0].form["message"] == "Hi"
 
+``Emulator(plugin="aipkit")`` is a site running AIPKit (AI Power / AI Puffer >= 2.3) instead:
+``data-config`` bots, the cache POST + SSE stream, the nonce refresh endpoint, server-side
+history (``aipkit_version="2.4.0"`` adds ``streamEnabled`` and the JSON endpoint).
+
 Needs aiohttp: ``pip install "langchain-chatgptes[emulator]"``. Run it standalone with
 ``python -m langchain_chatgptes.emulator --port 8000``.
 """

@@ -33,10 +33,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--token-limit", type=int, default=None)
     add(
         "--page-variant",
-        choices=["standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce"],
+        choices=[
+            "standard",
+            "minified",
+            "noisy",
+            "no_chat_box",
+            "no_data_nonce",
+            "no_nonce",
+            "both",
+        ],
         default="standard",
     )
+    add("--plugin", choices=["wpaicg", "aipkit"], default="wpaicg", help="aipkit: AI Power >= 2.3")
+    add("--aipkit-version", default="2.4.71", help="e.g. 2.4.0 for streamEnabled + JSON endpoint")
+    add("--bot-id", type=int, action="append", dest="aipkit_bots", help="AIPKit bot (repeatable)")
+    add("--aipkit-layout", choices=["inline", "popup"], default="inline")
+    add("--unpublished-bot", type=int, action="append", default=[], dest="aipkit_unpublished")
+    add("--stream-off-bot", type=int, action="append", default=[], dest="aipkit_stream_off")
+    add("--no-nonce-refresh", action="store_false", dest="aipkit_nonce_refresh")
+    add("--pro", action="store_true", dest="aipkit_pro", help="AIPKit Pro: cross-origin embeds")
+    add("--allowed-origin", action="append", default=[], dest="aipkit_allowed_origins")
     options = vars(parser.parse_args(argv))
+    if options["aipkit_bots"] is None:
+        del options["aipkit_bots"]  # the default bot
     emulator = Emulator(**options).start()
     print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
     try:

@@ -8,7 +8,9 @@ from typing import Literal
 from langchain_chatgptes.emulator._plugin import AJAX_PATH, CHAT_BOX_CLASS, PARAMS_VARIABLE
 from langchain_chatgptes.emulator._wordpress import php_json
 
-PageVariant = Literal["standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce"]
+PageVariant = Literal[
+    "standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce", "both"
+]
 _PLUGIN = "/wp-content/plugins/gpt3-ai-content-generator"
 
 
@@ -71,6 +73,21 @@ def _params_script(facts: PageFacts) -> str:
     return f"var {PARAMS_VARIABLE} = {php_json(params)};"
 
 
+def legacy_chat_box(facts: PageFacts) -> str:
+    """The standard shortcode chat box alone, as an old post's saved HTML keeps it."""
+    attrs = _chat_box_attributes(facts)
+    return (
+        f'<div class="{attrs[0][1]}"\n'
+        + "".join(f'     {n}="{v}"\n' for n, v in attrs[1:])
+        + '>\n    <div class="wpaicg-chat-shortcode-content">\n'
+        + '        <ul class="wpaicg-chat-shortcode-messages"></ul>\n    </div>\n'
+        + '    <div class="wpaicg-chat-shortcode-type">\n'
+        + '        <textarea class="wpaicg-chat-shortcode-typing"'
+        + ' placeholder="Escribe..."></textarea>\n'
+        + '        <span class="wpaicg-chat-shortcode-send"></span>\n    </div>\n</div>'
+    )
+
+
 def render_page(facts: PageFacts, variant: PageVariant) -> str:
     """The WordPress page that embeds the chat box, in one of three shapes.
 
@@ -80,6 +97,7 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
     page with the plugin switched off (no chat box, no ``wpaicgParams``), still HTTP 200;
     ``no_data_nonce`` is what caching and optimisation plugins leave: the chat box without
     ``data-nonce`` (the nonce only in ``wpaicgParams.search_nonce``); ``no_nonce`` has neither.
+    ``both`` only means something for the AIPKit page; here it is ``standard``.
     """
     base, attrs = facts.base_url, _chat_box_attributes(facts)
     if variant in ("no_data_nonce", "no_nonce"):

@@ -6,16 +6,20 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from langchain_chatgptes.emulator import _aipkit_plugin as aip
 from langchain_chatgptes.emulator import _plugin as plugin
 from langchain_chatgptes.emulator import _wordpress as wp
+from langchain_chatgptes.emulator._aipkit import AipkitSite, request_action
+from langchain_chatgptes.emulator._aipkit_pages import AipkitLayout
+from langchain_chatgptes.emulator._faults import FAULT_KINDS, raw_response, send_fault
 from langchain_chatgptes.emulator._pages import (
     CHALLENGE_HEADERS,
     CHALLENGE_PAGE,
@@ -31,10 +35,7 @@ _ACTIONS = (plugin.ACTION, plugin.WIDGET_ACTION)  # the shortcode and the widget
 _PAGES = {"/": "", "/chat/": "chat"}
 _HTML = "text/html; charset=UTF-8"
 _JSON = "application/json; charset=UTF-8"
-_NOCACHE = {
-    "Expires": "Wed, 11 Jan 1984 05:00:00 GMT",
-    "Cache-Control": "no-cache, must-revalidate, max-age=0",
-}
+_NOCACHE = wp.NOCACHE_HEADERS
 _USED_PORTS: set[int] = set()
 """Ports earlier emulators of this process listened on: a new one never reuses them, so
 a client's page cache (keyed by URL) cannot mistake one emulated site for another."""
@@ -58,7 +59,9 @@ class RecordedRequest:
         form: Parsed body fields (urlencoded or multipart); ``{}`` for GET.
         body: The raw body.
         time: When it arrived, on the emulator's clock.
-        nonce_valid: For admin-ajax POSTs, whether ``_wpnonce`` verified; None otherwise.
+        nonce_valid: For admin-ajax POSTs, whether ``_wpnonce`` verified; in AIPKit mode,
+            for the chat actions (cache, stream, non-stream message), whether ``_ajax_nonce``
+            verified where the plugin reads it; None otherwise.
         peer: The client's address and port (one per connection: kept-alive connections
             show the same port).
     """
@@ -73,15 +76,31 @@ class RecordedRequest:
     nonce_valid: bool | None
     peer: tuple[str, int] = ("", 0)
 
+    @property
+    def action(self) -> str:
+        """The admin-ajax ``action`` (``$_REQUEST``: the body's over the query's), or ``""``."""
+        return request_action(self.query, self.form) if self.path == plugin.AJAX_PATH else ""
+
 
 @dataclass(kw_only=True, eq=False)
 class Emulator:
-    """A local chatgpt.es: WordPress page with the AI Power chat box, and its admin-ajax endpoint.
+    r"""A local chatgpt.es: WordPress page with the AI Power chat box, and its admin-ajax endpoint.
 
     Every constructor argument is also a plain attribute that tests may change while the
     server runs (``emu.stream = True``, ``emu.responder = ScriptedResponder([...])``).
 
+    ``plugin="aipkit"`` turns the site into one running AIPKit (AI Power / "AI Puffer"
+    >= 2.3, ``shared/reference/wp-chat-plugins.md`` Part A): the page carries
+    ``data-config`` bots, admin-ajax answers ``aipkit_cache_sse_message``,
+    ``aipkit_frontend_chat_stream`` (SSE), ``aipkit_get_frontend_chat_nonce`` and, before
+    2.4.1, ``aipkit_frontend_chat_message``, and the legacy actions get HTTP 400 ``0``.
+    ``stream``, ``nonce_failure``, ``sanitize``, ``checkbox_field`` and
+    ``legacy_trailing_json`` are legacy-only; ``banned_words`` (``/\bword\b/i``),
+    ``banned_ips`` and ``token_limit`` (guest tokens per ``session_id``; ``0`` disables
+    guests; refused once the usage reaches it) apply to both.
+
     Attributes:
+        plugin: ``wpaicg`` (the legacy AI Power plugin <= 2.2) or ``aipkit``.
         host: Interface to listen on.
         port: Port (0 picks a free one; read it back after :meth:`start`).
         stream: The plugin's ``wpaicg_shortcode_stream`` option: answer with an event stream.
@@ -91,7 +110,8 @@ class Emulator:
         clock: Time source, in seconds; :meth:`advance` adds an offset to it.
         secret: The site's nonce salt.
         post_id: The page's post id.
-        latency: Seconds to wait before answering an admin-ajax POST.
+        latency: Seconds to wait before answering an admin-ajax POST (AIPKit: every
+            admin-ajax request but an OPTIONS preflight).
         page_latency: Seconds to wait before answering a page GET.
         chunk_delay: Seconds between two stream events.
         legacy_trailing_json: Append the success JSON after ``data: [DONE]`` (1.8.79-1.8.85).
@@ -103,7 +123,9 @@ class Emulator:
         banned_ips: The plugin's banned client addresses.
         token_limit: Guest token limit per ``wpaicg_chat_client_id`` (None: unlimited).
         page_variant: ``standard``, ``minified``, ``noisy``, ``no_chat_box``,
-            ``no_data_nonce`` or ``no_nonce`` HTML (see ``render_page``).
+            ``no_data_nonce`` or ``no_nonce`` HTML (see ``render_page``); in AIPKit mode
+            ``standard``, ``both`` (a stale legacy chat box before the bots) or
+            ``no_chat_box`` (the shortcode printed verbatim), see ``render_aipkit_page``.
         redirect_to: Answer every request with HTTP 301 to this base URL plus the path
             (a site that moved, or http -> https, www -> bare host).
         responder: Chooses the answers (None: :class:`EchoResponder`).
@@ -112,7 +134,31 @@ class Emulator:
             event-stream reply right after they were written to the socket, on the
             emulator's thread; it should return quickly and must not raise. Replies sent
             whole (JSON, :meth:`Reply.raw`) and faults (:meth:`Reply.drip`, ...) are not
-            reported.
+            reported. AIPKit streams report the 4096-space preamble first, then each event.
+        aipkit_version: The AIPKit version: ``"2.4.71"`` (latest), or e.g. ``"2.4.0"`` for
+            ``data-config.streamEnabled`` and ``aipkit_frontend_chat_message``; below
+            2.3.93 no preamble, below 2.3.88 ``userIp``, below 2.3.41 no refresh endpoint,
+            below 2.3.31 no CORS checks, below 2.3.20 the old stream nonce text, below 2.4.5
+            no ``quota_notice``.
+        aipkit_bots: The bot ids on the page, in order (a repeated id renders once).
+        aipkit_layout: ``inline`` or ``popup`` for every bot, or a mapping bot id -> layout
+            (missing ids are inline).
+        aipkit_unpublished: Bots that are drafts: on the page, but the stream says
+            "Invalid chatbot specified.".
+        aipkit_stream_off: Bots whose ``stream_enabled`` is off (``streamEnabled: false``;
+            only shown before 2.4.1).
+        aipkit_nonce_refresh: Whether ``aipkit_get_frontend_chat_nonce`` exists (False:
+            a site before 2.3.41; it then answers 400 ``0``).
+        aipkit_pro: The site has the Pro plan (cross-origin embedding allowed).
+        aipkit_allowed_origins: The bots' ``embed_allowed_domains`` (empty: any origin,
+            with Pro).
+        aipkit_max_messages: History turns given to the model (the bot's ``max_messages``).
+        aipkit_header_name: The bot's title (``data-config.headerName``).
+        aipkit_provider: ``data-config.provider``.
+        cache_faults: Replies (:meth:`Reply.raw`, ``reset``, ``hang``, ``drip``) given,
+            first in first out, to the next ``aipkit_cache_sse_message`` POSTs instead of
+            the plugin's answer.
+        refresh_faults: The same for ``aipkit_get_frontend_chat_nonce``.
     """
 
     host: str = "127.0.0.1"
@@ -137,6 +183,20 @@ class Emulator:
     redirect_to: str | None = None
     responder: Responder | None = None
     on_flush: Callable[[bytes], None] | None = None
+    plugin: Literal["wpaicg", "aipkit"] = "wpaicg"
+    aipkit_version: str = aip.LATEST_VERSION
+    aipkit_bots: Sequence[int] = (123,)
+    aipkit_layout: AipkitLayout | Mapping[int, AipkitLayout] = "inline"
+    aipkit_unpublished: Collection[int] = ()
+    aipkit_stream_off: Collection[int] = ()
+    aipkit_nonce_refresh: bool = True
+    aipkit_pro: bool = False
+    aipkit_allowed_origins: Sequence[str] = ()
+    aipkit_max_messages: int = aip.MAX_MESSAGES
+    aipkit_header_name: str = "Support Bot"
+    aipkit_provider: str = "OpenAI"
+    cache_faults: list[Reply] = field(default_factory=list)
+    refresh_faults: list[Reply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._offset = 0.0
@@ -146,6 +206,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._aipkit = AipkitSite(self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -265,14 +326,46 @@ class Emulator:
         return [r for r in self.requests if r.method == "GET" and r.path in (*_PAGES, "/chat")]
 
     def chat_requests(self) -> list[RecordedRequest]:
-        """The POSTs to admin-ajax."""
+        """The POSTs to admin-ajax.
+
+        In AIPKit mode, every admin-ajax request of a chat turn: cache POSTs, stream GETs and
+        non-stream message POSTs (not nonce refreshes, not OPTIONS preflights).
+        """
+        if self.plugin == "aipkit":
+            return [r for r in self._ajax_calls() if r.action in aip.CHAT_ACTIONS]
         return [r for r in self.requests if r.method == "POST" and r.path == plugin.AJAX_PATH]
 
+    def ajax_requests(self) -> list[RecordedRequest]:
+        """Every request to admin-ajax, whatever its method or action."""
+        return [r for r in self.requests if r.path == plugin.AJAX_PATH]
+
+    def _ajax_calls(self) -> list[RecordedRequest]:
+        return [r for r in self.ajax_requests() if r.method != "OPTIONS"]
+
+    def cache_requests(self) -> list[RecordedRequest]:
+        """The ``aipkit_cache_sse_message`` requests (OPTIONS preflights left out)."""
+        return [r for r in self._ajax_calls() if r.action == aip.CACHE_ACTION]
+
+    def stream_requests(self) -> list[RecordedRequest]:
+        """The ``aipkit_frontend_chat_stream`` requests (OPTIONS preflights left out)."""
+        return [r for r in self._ajax_calls() if r.action == aip.STREAM_ACTION]
+
+    def refresh_requests(self) -> list[RecordedRequest]:
+        """The ``aipkit_get_frontend_chat_nonce`` requests (OPTIONS preflights left out)."""
+        return [r for r in self._ajax_calls() if r.action == aip.REFRESH_ACTION]
+
+    def aipkit_history(
+        self, bot_id: int, conversation_uuid: str, session_id: str
+    ) -> list[dict[str, str]]:
+        """A copy of the conversation AIPKit stored for these ids (roles user/assistant)."""
+        return self._aipkit.history(bot_id, conversation_uuid, session_id)
+
     def clear(self) -> None:
-        """Forget recorded requests and token usage."""
+        """Forget recorded requests and token usage (AIPKit: also cache and histories)."""
         with self._lock:
             self._requests.clear()
             self._usage.clear()
+        self._aipkit.clear()
 
     def now(self) -> float:
         """The emulator's time: ``clock()`` plus what :meth:`advance` added."""
@@ -283,7 +376,9 @@ class Emulator:
         self._offset += seconds
 
     def current_nonce(self) -> str:
-        """The chat nonce the page shows now."""
+        """The chat nonce the page shows now (AIPKit: ``aipkit_frontend_chat_nonce``)."""
+        if self.plugin == "aipkit":
+            return self._aipkit.nonce()
         return wp.create_nonce(self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
 
     # --- requests ------------------------------------------------------------------------
@@ -298,6 +393,11 @@ class Emulator:
         )
         is_chat = request.method == "POST" and request.path == plugin.AJAX_PATH
         nonce = {**query, **form}.get("_wpnonce", "")
+        nonce_valid = self._nonce_ok(nonce) if is_chat else None
+        if self.plugin == "aipkit":
+            is_ajax = request.path == plugin.AJAX_PATH
+            nonce_valid = self._aipkit.nonce_valid(query, form) if is_ajax else None
+            is_chat = is_ajax and request.method != "OPTIONS"  # latency for every answer
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()
@@ -310,7 +410,7 @@ class Emulator:
             form=form,
             body=body,
             time=self.now(),
-            nonce_valid=self._nonce_ok(nonce) if is_chat else None,
+            nonce_valid=nonce_valid,
             peer=_peer(request),
         )
         with self._lock:
@@ -327,7 +427,7 @@ class Emulator:
         if request.method in ("GET", "HEAD") and request.path in _PAGES:
             if self.page_latency:
                 await asyncio.sleep(self.page_latency)
-            return self._page(_PAGES[request.path])
+            return self._page(_PAGES[request.path], request)
         if request.method in ("GET", "HEAD") and request.path == "/chat":
             # WordPress' canonical redirect adds the trailing slash.
             raise web.HTTPMovedPermanently(f"{self.base_url}/chat/")
@@ -338,7 +438,11 @@ class Emulator:
     def _nonce_ok(self, nonce: str) -> bool:
         return wp.verify_nonce(nonce, self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
 
-    def _page(self, path: str) -> web.Response:
+    def _page(self, path: str, request: web.Request) -> web.Response:
+        links = f'<{self.base_url}/wp-json/>; rel="https://api.w.org/"'
+        if self.plugin == "aipkit":
+            html = self._aipkit.page(path, request)
+            return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
         now = self.now()
         facts = PageFacts(
             base_url=self.base_url,
@@ -349,7 +453,6 @@ class Emulator:
             rest_nonce=wp.create_nonce(self.secret, "wp_rest", now, self.nonce_life),
             stream=self.stream,
         )
-        links = f'<{self.base_url}/wp-json/>; rel="https://api.w.org/"'
         html = render_page(facts, self.page_variant)
         return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
 
@@ -373,6 +476,9 @@ class Emulator:
     ) -> web.StreamResponse:
         """admin-ajax.php and the plugin's handler, check by check."""
         cors = self._cors(request.headers.get("Origin", ""))
+        if self.plugin == "aipkit":
+            core = {"Content-Type": _HTML, "X-Robots-Tag": "noindex", **cors}
+            return await self._aipkit.ajax(request, query, form, core)
         if request.method == "OPTIONS":
             return web.Response(
                 status=200 if cors else 403, headers={"Content-Type": _HTML, **cors}
@@ -418,6 +524,8 @@ class Emulator:
         )
         answer = (self.responder or EchoResponder())(chat)
         reply = Reply.text(answer) if isinstance(answer, str) else answer
+        if reply.kind in ("sequence", "warning", "aipkit_event"):  # AIPKit-only: their text
+            reply = Reply.text(reply.answer_text())
         if reply.kind == "text":
             # The plugin's stream-mode estimate: 21 tokens per 100 characters.
             cost = int((len(message) + len(reply.content)) / 100 * 21)
@@ -448,31 +556,11 @@ class _Output:
         self._emulator, self._request, self._headers = emulator, request, headers
         self._stream: web.StreamResponse | None = None
 
-    async def _fault(self, reply: Reply) -> web.StreamResponse:
-        """Misbehave as :meth:`Reply.reset`, :meth:`Reply.hang` or :meth:`Reply.drip` say."""
-        response = web.StreamResponse(headers={"Content-Type": reply.content_type})
-        transport = self._request.transport
-        if reply.kind == "hang":
-            await asyncio.sleep(reply.seconds)
-        elif reply.kind == "reset" and reply.body:
-            await response.prepare(self._request)
-            await response.write(reply.body)
-        elif reply.kind == "drip":
-            await response.prepare(self._request)
-            for start in range(0, len(reply.body), 8):
-                await asyncio.sleep(reply.seconds)
-                await response.write(reply.body[start : start + 8])
-            await response.write_eof()
-            return response
-        if transport is not None:
-            transport.abort()  # no clean end: the client sees a reset connection
-        raise asyncio.CancelledError  # aiohttp's way out of a handler whose peer is gone
-
     async def send(self, reply: Reply, *, last: bool = True) -> web.StreamResponse:
         """Send a reply; with ``last=False`` keep the stream open for more."""
         emu = self._emulator
-        if reply.kind in ("reset", "hang", "drip"):
-            return await self._fault(reply)
+        if reply.kind in FAULT_KINDS:
+            return await send_fault(self._request, reply)
         events = None
         if emu.stream:
             created = int(emu.now())
@@ -484,8 +572,7 @@ class _Output:
             if self._stream is not None:
                 events = [body]  # PHP echoes it into the stream already under way
             elif reply.kind == "raw":
-                headers = {**dict(reply.headers), "Content-Type": reply.content_type}
-                return web.Response(status=reply.status, body=body, headers=headers)
+                return raw_response(reply)
             else:
                 return web.Response(body=body, headers={**self._headers, "Content-Type": _JSON})
         stream = self._stream

@@ -19,6 +19,12 @@ from urllib.parse import parse_qsl
 
 from langchain_chatgptes.emulator._plugin import GREETING
 
+NOCACHE_HEADERS = {
+    "Expires": "Wed, 11 Jan 1984 05:00:00 GMT",
+    "Cache-Control": "no-cache, must-revalidate, max-age=0",
+}
+"""``nocache_headers()``, sent by admin-ajax.php for every registered action."""
+
 
 def create_nonce(secret: str, action: str, now: float, life: float) -> str:
     """``wp_create_nonce`` for a guest (uid 0, no session token)."""
@@ -128,3 +134,67 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
         if isinstance(name, str) and part.get_filename() is None and isinstance(payload, bytes):
             form[name] = payload.decode(part.get_content_charset() or "utf-8", "replace")
     return form
+
+
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n"}
+_JSON_ESCAPES.update({"\r": "\\r", "\t": "\\t", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_HEX_ESCAPES = {'"': "\\u0022", "<": "\\u003C", ">": "\\u003E", "'": "\\u0027", "&": "\\u0026"}
+
+
+def _php_string(text: str, hex_flags: bool) -> str:
+    escapes = {**_JSON_ESCAPES, **_HEX_ESCAPES} if hex_flags else _JSON_ESCAPES
+    out = []
+    for char in text:
+        if char in escapes:
+            out.append(escapes[char])
+        elif char < " ":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def php_json_unicode(obj: Any, *, hex_flags: bool = False) -> str:
+    r"""``json_encode($x, JSON_UNESCAPED_UNICODE [| JSON_HEX_TAG|APOS|AMP|QUOT])``.
+
+    UTF-8 stays raw; ``/`` is ``\/``; U+2028/U+2029 are still escaped (PHP needs
+    ``JSON_UNESCAPED_LINE_TERMINATORS`` to keep them); with ``hex_flags`` ``< > ' & "``
+    inside strings are ``\u003C \u003E \u0027 \u0026 \u0022`` (upper-case hex, as PHP writes
+    them). Python lists and tuples are JSON arrays, dicts objects (an empty dict is ``{}``).
+    """
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, int | float):
+        return json.dumps(obj)
+    if isinstance(obj, str):
+        return _php_string(obj, hex_flags)
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(php_json_unicode(item, hex_flags=hex_flags) for item in obj) + "]"
+    if isinstance(obj, dict):
+        items = (
+            _php_string(str(key), hex_flags) + ":" + php_json_unicode(value, hex_flags=hex_flags)
+            for key, value in obj.items()
+        )
+        return "{" + ",".join(items) + "}"
+    raise TypeError(f"not JSON-encodable: {obj!r}")
+
+
+def esc_attr(text: str) -> str:
+    """``esc_attr``: ``& < > " '`` as entities (an existing entity is not encoded again)."""
+    text = re.sub(r"&(?!(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);)", "&amp;", text, flags=re.I)
+    for char, entity in (("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#039;")):
+        text = text.replace(char, entity)
+    return text
+
+
+def sanitize_key(key: str) -> str:
+    """``sanitize_key``: lower-cased, only ``[a-z0-9_-]`` kept."""
+    return re.sub(r"[^a-z0-9_\-]", "", key.lower())
+
+
+def absint(value: str) -> int:
+    """``absint`` of a request string: its leading integer, made non-negative (0 if none)."""
+    match = re.match(r"\s*[+-]?\d+", value)
+    return abs(int(match[0])) if match else 0

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 ReplyKind = Literal[
     "text",
@@ -28,6 +28,9 @@ ReplyKind = Literal[
     "reset",
     "hang",
     "drip",
+    "warning",
+    "aipkit_event",
+    "sequence",
 ]
 
 
@@ -44,6 +47,18 @@ class Reply:
         content_type: Content-Type of a :meth:`raw` reply.
         headers: Extra headers of a :meth:`raw` reply.
         seconds: How long :meth:`hang` waits, or :meth:`drip` waits between pieces.
+        data: The JSON payload of an :meth:`aipkit_event`.
+        parts: The pieces of a :meth:`sequence`.
+
+    The AIPKit plugin (``Emulator(plugin="aipkit")``) renders the same replies as stream
+    events: :meth:`text` as ``{"delta":…}`` events after ``message_start`` and before ``done``;
+    :meth:`site_error` as ``error`` "API Error: …" after ``message_start`` and without
+    ``done``; :meth:`exception` likewise with "Connection Error: …"; :meth:`error` (e.g.
+    "API key missing for OpenAI."), :meth:`flag` and :meth:`token_limit` (the quota error
+    with ``quota_notice``) as ``error`` + ``done`` before ``message_start``; :meth:`raw`,
+    :meth:`reset`, :meth:`hang` and :meth:`drip` replace the whole stream reply. The
+    AIPKit-only :meth:`warning`, :meth:`aipkit_event` and :meth:`sequence` answer their
+    text in legacy mode.
     """
 
     kind: ReplyKind
@@ -53,6 +68,8 @@ class Reply:
     content_type: str = "text/html; charset=UTF-8"
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
+    data: Any = None
+    parts: tuple[Reply, ...] = ()
 
     @classmethod
     def text(cls, answer: str) -> Reply:
@@ -78,6 +95,68 @@ class Reply:
     def flag(cls, kind: Literal["ipBanned", "messageFlagged"], msg: str) -> Reply:
         """A ban: JSON ``status: error`` or the ``{"msg":...,"<kind>":true}`` stream event."""
         return cls(kind, msg)
+
+    @classmethod
+    def error(cls, msg: str) -> Reply:
+        """A refusal before any answer.
+
+        Legacy: ``{"status":"error","msg":…}``; AIPKit: an ``error`` event and ``done``
+        before ``message_start`` (e.g. "API key missing for OpenAI.").
+        """
+        return cls("error", msg)
+
+    @classmethod
+    def warning(cls, msg: str) -> Reply:
+        """AIPKit: a non-fatal ``warning`` event ``{"error": msg}`` with ``id: err-<unix>``.
+
+        Its text is also appended to the reply the site stores in the history (A.3.4).
+        """
+        return cls("warning", msg)
+
+    @classmethod
+    def aipkit_event(cls, name: str, data: Any) -> Reply:
+        """AIPKit: one named event ``event: <name>`` with ``data: <json>``, never text.
+
+        E.g. ``status``, ``citations``, ``grounding_metadata``, ``openai_response_id``;
+        ``citations`` and ``grounding_metadata`` are repeated in the final ``done`` event.
+        """
+        return cls("aipkit_event", name, data=data)
+
+    @classmethod
+    def status_event(cls, data: Mapping[str, Any]) -> Reply:
+        """AIPKit: a ``status`` (tool or web-search progress) event."""
+        return cls.aipkit_event("status", dict(data))
+
+    @classmethod
+    def citations(cls, items: Iterable[Mapping[str, Any]]) -> Reply:
+        """AIPKit: a ``citations`` event (an array of citation objects)."""
+        return cls.aipkit_event("citations", [dict(item) for item in items])
+
+    @classmethod
+    def sequence(cls, *parts: Reply | str) -> Reply:
+        """AIPKit: an answer in pieces, in order, all after ``message_start``.
+
+        Parts: answer text (a ``str`` or :meth:`text`, cut into delta events),
+        :meth:`warning` and :meth:`aipkit_event` events, and optionally one ending:
+        :meth:`site_error` or :meth:`exception` (``error`` and no ``done``: a provider
+        failing mid-answer), :meth:`reset` or :meth:`hang` (the connection drops, or stalls
+        and drops, mid-stream). Without an ending the stream ends with ``done``. In legacy
+        mode a sequence answers its text.
+        """
+        items = tuple(Reply.text(part) if isinstance(part, str) else part for part in parts)
+        endings = ("site_error", "exception", "reset", "hang")
+        for index, item in enumerate(items):
+            if item.kind not in ("text", "warning", "aipkit_event", *endings):
+                raise ValueError(f"a sequence cannot hold a {item.kind!r} reply")
+            if item.kind in endings and index != len(items) - 1:
+                raise ValueError(f"{item.kind!r} can only end a sequence")
+        return cls("sequence", parts=items)
+
+    def answer_text(self) -> str:
+        """The text of a :meth:`text` reply or the text parts of a :meth:`sequence`."""
+        if self.kind == "sequence":
+            return "".join(part.content for part in self.parts if part.kind == "text")
+        return self.content if self.kind == "text" else ""
 
     @classmethod
     def checkbox(cls) -> Reply:
@@ -120,14 +199,18 @@ class Reply:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """What a responder sees of one chat POST that passed the site's checks.
+    """What a responder sees of one chat request that passed the site's checks.
 
     Attributes:
-        message: The ``message`` field after the plugin's sanitising.
-        form: The fields the plugin read (body only, or ``$_REQUEST`` in legacy mode).
-        client_id: ``wpaicg_chat_client_id``.
+        message: The ``message`` field after the plugin's sanitising (AIPKit: the message
+            cached by ``aipkit_cache_sse_message``, or the non-stream POST's ``message``).
+        form: The fields the plugin read (body only, or ``$_REQUEST`` in legacy mode;
+            AIPKit: the stream's query parameters, or the non-stream POST's fields).
+        client_id: ``wpaicg_chat_client_id`` (AIPKit: ``session_id``).
         upstream_messages: The message list the plugin would send upstream: the greeting,
-            the parsed ``wpaicg_chat_history`` items and the current turn.
+            the parsed ``wpaicg_chat_history`` items and the current turn (AIPKit: the last
+            ``max_messages`` stored turns of the conversation and the current message; no
+            system message).
     """
 
     message: str
