@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from langchain_chatgptes._conversation import ChatInput
@@ -49,6 +50,7 @@ from langchain_chatgptes.protocols._base import (
     Call,
     Event,
     HttpRequest,
+    Metadata,
     ReplyHead,
     TextDelta,
 )
@@ -103,11 +105,16 @@ class Settings:
         timeout: Seconds: a total limit for plain requests, a limit per silence for
             streamed ones; ``None``: no limit.
         max_retries: Retries after transport errors, HTTP 429 and 5xx, per attempt.
+        plugin: Which protocol to speak (``"auto"``: what the page shows, see
+            ``protocols.choose_bot``).
+        bot_id: Which bot of the page, or ``None`` for the rule's choice.
     """
 
     page_url: str
     timeout: float | None = 60.0
     max_retries: int = 2
+    plugin: str = "auto"
+    bot_id: str | None = None
 
 
 def _retryable(exc: ChatGptEsError) -> bool:
@@ -152,6 +159,8 @@ class Pipeline:
         self.cache = cache
         self.adapter = adapter
         self.nonce_refreshes = 0  # how often a rejected nonce was replaced (for the doctor)
+        # Told of every chat request as it ends (request, seconds, error): the doctor's view.
+        self.observer: Callable[[HttpRequest, float, BaseException | None], None] | None = None
 
     async def exchange(
         self, request: HttpRequest, *, limit: int = MAX_PAGE_BYTES
@@ -207,9 +216,10 @@ class Pipeline:
             state: BotState | None = None
             try:
                 page = self.cache.get(self.settings.page_url) or await self.page()
-                bot = choose_bot(page)
+                bot = choose_bot(page, self.settings.plugin, self.settings.bot_id)
                 state = self.cache.state(self.settings.page_url, bot)
                 call = protocol_named(bot.protocol).start(bot, state, chat)
+                yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id})]
                 try:
                     async for batch in self._run(call):
                         delivered = delivered or any(isinstance(e, TextDelta) for e in batch)
@@ -239,12 +249,21 @@ class Pipeline:
         """Make a call's requests in turn, yielding the events of their replies in batches."""
         while (request := call.next_request()) is not None:
             reader = call.reader()
-            async with self.adapter.open(request, self.settings.timeout) as transfer:
-                async for data in transfer:
-                    if events := reader.feed(data):
-                        yield events
-            assert transfer.head is not None  # noqa: S101 (set when the body ended)
-            if events := reader.finish(transfer.head):
+            started = time.perf_counter()
+            try:
+                async with self.adapter.open(request, self.settings.timeout) as transfer:
+                    async for data in transfer:
+                        if events := reader.feed(data):
+                            yield events
+                assert transfer.head is not None  # noqa: S101 (set when the body ended)
+                events = reader.finish(transfer.head)
+            except Exception as exc:
+                if self.observer is not None:
+                    self.observer(request, time.perf_counter() - started, exc)
+                raise
+            if self.observer is not None:
+                self.observer(request, time.perf_counter() - started, None)
+            if events:
                 yield events
 
     async def _refresh(self, bot: Bot, state: BotState) -> None:
@@ -258,5 +277,7 @@ class Pipeline:
         async for _ in self._run(refresh):
             pass
         new_state = refresh.new_state()
-        if new_state is not None:
+        if new_state is None:  # no fresh nonce that way: read the page again
+            self.cache.invalidate(key, bot, state.nonce)
+        else:
             self.cache.set_state(key, bot, new_state)

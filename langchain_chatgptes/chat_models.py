@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from langchain_chatgptes._policy import Pipeline, Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
 
+Plugin = Literal["auto", "aipkit", "wpaicg"]
 ModelLabel = Literal["gpt-4", "gpt-4o", "gpt-4o-mini"]
 KNOWN_MODELS: tuple[str, ...] = get_args(ModelLabel)
 """Model labels accepted; the site itself decides which model answers."""
@@ -245,6 +246,13 @@ class ChatChatGptEs(BaseChatModel):
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
     base_url: str = Field(default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL))
     """The site's address (env ``CHATGPTES_BASE_URL``)."""
+    plugin: Plugin = Field(default_factory=from_env("CHATGPTES_PLUGIN", default="auto"))  # type: ignore[arg-type]
+    """Which chat plugin's protocol to speak (env ``CHATGPTES_PLUGIN``): ``"auto"`` (what
+    the page shows), ``"aipkit"`` (AI Power / AI Puffer 2.3+) or ``"wpaicg"`` (AI Power up
+    to 2.2)."""
+    bot_id: str | None = Field(default=None, min_length=1)
+    """Which bot of a page that shows several (its id on the page); ``None``: the first
+    inline bot, else the first one."""
     proxy: SecretStr | None = Field(
         default_factory=secret_from_env("CHATGPTES_PROXY", default=None)
     )
@@ -453,7 +461,9 @@ class ChatChatGptEs(BaseChatModel):
     def _settings(self) -> Settings:
         from langchain_chatgptes._policy import Settings
 
-        return Settings(self.base_url + "/", self.timeout, self.max_retries)
+        return Settings(
+            self.base_url + "/", self.timeout, self.max_retries, self.plugin, self.bot_id
+        )
 
     async def _pipeline(self, runtime: Runtime, *, on_io_thread: bool) -> Pipeline:
         """The policy layer for this model, on the running loop's adapter."""

@@ -13,6 +13,7 @@ catch everything at once or pick the concern it can act on::
     │   └── ConsentRequiredError              the site's "tick the box" (checkbox) message
     ├── RateLimitError                        token limit reached or HTTP 429
     ├── ResponseFormatError                   a reply the package cannot read (or empty)
+    │   ├── IncompleteAnswerError             a reply cut before its end (text came first)
     │   └── ResponseTooLargeError             a page, reply or event above the size caps
     ├── HTTPStatusError                       an unexpected HTTP status (e.g. 5xx)
     └── TransportError                        connection, TLS, proxy or DNS failure
@@ -26,6 +27,7 @@ __all__ = [
     "ChatGptEsError",
     "ConsentRequiredError",
     "HTTPStatusError",
+    "IncompleteAnswerError",
     "InvalidInputError",
     "NonceError",
     "NonceNotFoundError",
@@ -141,6 +143,22 @@ class RateLimitError(ChatGptEsError):
 
 class ResponseFormatError(ChatGptEsError):
     """The reply could not be read as the plugin's JSON or event stream, or was empty."""
+
+
+class IncompleteAnswerError(ResponseFormatError):
+    """A reply ended before its end marker, or with an error after part of the answer.
+
+    Part of the answer may already have reached the caller; it is not complete.
+
+    Attributes:
+        site_message: The site's error message, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, site_message: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.site_message = site_message
 
 
 class ResponseTooLargeError(ResponseFormatError):

@@ -116,6 +116,8 @@ class Bot:
         nonce: The nonce the page carries.
         inline: False for a popup bot (a page's inline bots are preferred).
         facts: Whatever else the protocol read from the page.
+        position: Where on the page it stands (for "the first bot" across protocols); not
+            part of a bot's identity, so equal bots on two page versions compare equal.
     """
 
     protocol: str
@@ -125,6 +127,7 @@ class Bot:
     nonce: str
     inline: bool = True
     facts: Mapping[str, Any] = field(default_factory=dict)
+    position: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)

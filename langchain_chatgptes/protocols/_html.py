@@ -26,10 +26,11 @@ _SCRIPT_WINDOW = 256 * 1024  # a script object larger than this is not read
 
 @dataclass(frozen=True)
 class Tag:
-    """A start tag: its lower-cased name and attributes (entities decoded, first wins)."""
+    """A start tag: its lower-cased name, attributes (entities decoded, first wins), offset."""
 
     name: str
     attrs: dict[str, str]
+    start: int = 0
 
     @property
     def classes(self) -> frozenset[str]:
@@ -59,7 +60,7 @@ def start_tags(html: str) -> Iterator[Tag]:
             value = next((v for v in attribute.group(2, 3, 4) if v is not None), "")
             attrs.setdefault(attribute.group(1).lower(), unescape(value))
             position = attribute.end()
-        yield Tag(name.group().lower(), attrs)
+        yield Tag(name.group().lower(), attrs, start)
 
 
 def script_object(html: str, variable: str) -> dict[str, Any] | None:

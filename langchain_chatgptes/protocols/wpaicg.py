@@ -20,6 +20,7 @@ from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
     ConsentRequiredError,
     HTTPStatusError,
+    IncompleteAnswerError,
     NonceRejectedError,
     RateLimitError,
     ResponseFormatError,
@@ -146,6 +147,7 @@ def find_bots(html: str, page_url: str) -> Findings:
                     "streams": attrs.get("data-openai_stream_nav", "").strip() == "1",
                     "headers": headers,
                 },
+                position=tag.start,
             )
         )
     return Findings(tuple(bots), tuple(incomplete))
@@ -422,8 +424,9 @@ class StreamDecoder:
         if self._error_words:
             raise SiteError("".join(self._error_words).strip() or "unknown error (empty message)")
         if not self._done:
-            raise ResponseFormatError(
-                "The event stream ended before its end marker ([DONE] or finish_reason)."
+            raise IncompleteAnswerError(
+                "The event stream ended before its end marker ([DONE] or finish_reason)"
+                + (": the answer is incomplete." if self._text_seen else ".")
             )
         if not self._text_seen:
             raise ResponseFormatError("The site returned an empty answer (an empty stream).")

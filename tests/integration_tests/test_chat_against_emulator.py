@@ -212,7 +212,9 @@ def test_page_without_chat_box_says_what_was_looked_for(emulator: Emulator) -> N
     with pytest.raises(NonceNotFoundError, match=r"shows no chat bot .* looked for") as info:
         model.invoke("x")
     assert info.value.missing == ()
-    assert "div.wpaicg-chat-shortcode" in info.value.looked_for[0]
+    # Every protocol's chat box is named (the legacy one among them).
+    assert any("div.wpaicg-chat-shortcode" in item for item in info.value.looked_for)
+    assert any("div.aipkit_chat_container" in item for item in info.value.looked_for)
     assert [r.method for r in emulator.requests] == ["GET"]  # nothing posted, not retried
 
 

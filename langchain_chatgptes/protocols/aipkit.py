@@ -1,0 +1,542 @@
+"""The current AI Power protocol ("AIPKit", the plugin's 2.3 rewrite, now "AI Puffer").
+
+The page shows a bot as ``div.aipkit_chat_container`` (inline) or ``div.aipkit_popup_wrapper``
+(popup) whose ``data-config`` JSON holds ``botId``, ``ajaxUrl``, ``nonce`` and ``postId``.
+One call is two requests: ``POST ajaxUrl action=aipkit_cache_sse_message`` stores the
+message and returns a ``cache_key``; ``GET ajaxUrl?action=aipkit_frontend_chat_stream&...``
+streams the answer as named server-sent events (``message_start``, unnamed ``{"delta"}``
+text, ``status``, ``citations``, ``warning``, ``error``, ``done``). Bots of plugin 2.3-2.4.0
+with streaming off answer ``action=aipkit_frontend_chat_message`` with JSON instead.
+Every constant of the plugin lives here; ``shared/reference/wp-chat-plugins.md`` Part A
+says where each fact comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+from langchain_chatgptes._conversation import ChatInput, transcript
+from langchain_chatgptes.errors import (
+    HTTPStatusError,
+    IncompleteAnswerError,
+    NonceRejectedError,
+    RateLimitError,
+    ResponseFormatError,
+    SiteError,
+)
+from langchain_chatgptes.protocols._base import (
+    BodyReader,
+    Bot,
+    BotState,
+    Call,
+    End,
+    Event,
+    Findings,
+    HttpRequest,
+    Metadata,
+    ReplyHead,
+    SiteProtocol,
+    TextDelta,
+)
+from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._html import json_attribute, start_tags
+from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser, looks_like_sse
+from langchain_chatgptes.protocols.wpaicg import page_origin
+
+# --- constants of the plugin (wp-chat-plugins.md, Part A) -----------------------------------
+
+NAME = "aipkit"
+
+CONTAINER_CLASS = "aipkit_chat_container"
+"""The inline bot's ``div`` (A.1); inside a popup it carries no ``data-config``."""
+
+POPUP_CLASS = "aipkit_popup_wrapper"
+"""The popup bot's wrapper, which carries ``data-config`` (A.1)."""
+
+CACHE_ACTION = "aipkit_cache_sse_message"
+"""Step 1: store the message, get a ``cache_key`` (A.3.2)."""
+
+STREAM_ACTION = "aipkit_frontend_chat_stream"
+"""Step 2: the answer as server-sent events (A.3.3)."""
+
+MESSAGE_ACTION = "aipkit_frontend_chat_message"
+"""Plugin 2.3-2.4.0, streaming off: one JSON answer (A.3.5)."""
+
+NONCE_ACTION = "aipkit_get_frontend_chat_nonce"
+"""A fresh nonce without a page (>= 2.3.41, A.2)."""
+
+NONCE_FAILURE_CODE = "nonce_failure_cache_sse"
+"""``data.code`` of the cache POST's HTTP 403 when the nonce is refused (A.4)."""
+
+NOT_PUBLIC_CODES = ("embed_not_available", "cors_denied")
+"""Cross-origin refusals of the cache and nonce endpoints (A.4)."""
+
+STREAM_NONCE_ERRORS = (
+    "Security check failed. Please refresh the page and try again.",
+    "Security check failed (nonce).",
+)
+"""The stream's ``error`` for a refused nonce (2.3.20+, and 2.3.0-2.3.19) (A.3.3, A.6)."""
+
+CACHE_GONE_ERRORS = (
+    "Message cache key is missing.",
+    "Message not found in cache.",
+    "Cached message has expired.",
+)
+"""The stream's ``error`` for a missing, used or expired ``cache_key`` (A.3.3)."""
+
+NOT_PUBLIC_ERROR = "This domain is not permitted to access the chatbot."
+QUOTA_ERRORS = ("Access disabled for guests.", "You have reached your quota for this period.")
+"""Quota errors (the second is the default of an overridable message; ``quota_notice``
+marks it in any wording, >= 2.4.5) (A.3.3)."""
+
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def describe_missing(missing: tuple[str, ...]) -> str:
+    """What an AIPKit bot lacks, in words."""
+    return " and ".join(f"its {item}" for item in missing) + " (in data-config)"
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def find_bots(html: str, page_url: str) -> Findings:
+    """Every AIPKit bot on the page, in document order (a popup's config is on its wrapper)."""
+    bots: list[Bot] = []
+    incomplete: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for tag in start_tags(html):
+        if "data-config" not in tag.attrs or not tag.classes & {CONTAINER_CLASS, POPUP_CLASS}:
+            continue
+        config = json_attribute(tag.attrs["data-config"])
+        if not isinstance(config, dict):
+            incomplete.append(("configuration",))
+            continue
+        bot_id = config.get("botId")
+        bot_id = str(bot_id) if isinstance(bot_id, int | str) and str(bot_id).isdigit() else ""
+        ajax_url = _text(config.get("ajaxUrl"))
+        nonce = _text(config.get("nonce"))
+        missing = tuple(
+            item
+            for item, value in (("bot id", bot_id), ("ajaxUrl", ajax_url), ("nonce", nonce))
+            if not value
+        )
+        if missing:
+            incomplete.append(missing)
+            continue
+        if bot_id in seen:
+            continue
+        seen.add(bot_id)
+        post_id = config.get("postId")
+        bots.append(
+            Bot(
+                protocol=NAME,
+                bot_id=bot_id,
+                page_url=page_url,
+                endpoint=urljoin(page_url, ajax_url),
+                nonce=nonce,
+                inline=POPUP_CLASS not in tag.classes,
+                facts={
+                    "post_id": str(post_id) if isinstance(post_id, int) and post_id > 0 else "",
+                    "streams": config.get("streamEnabled", True) is not False,
+                    "origin": page_origin(page_url),
+                    "name": _text(config.get("headerName")),
+                },
+                position=tag.start,
+            )
+        )
+    return Findings(tuple(bots), tuple(incomplete))
+
+
+# --- the requests ---------------------------------------------------------------------------
+
+
+def _headers(bot: Bot, accept: str) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Accept", accept),
+        ("Origin", bot.facts["origin"]),
+        ("Referer", bot.page_url),
+    )
+
+
+def cache_form(bot: Bot, nonce: str, message: str) -> tuple[tuple[str, str], ...]:
+    """The fields of the cache POST, as the plugin's script sends them (A.3.2)."""
+    client_message_id = f"aipkit-client-msg-{bot.bot_id}-{int(time.time() * 1000)}-" + "".join(
+        secrets.choice(_ID_CHARS) for _ in range(5)
+    )
+    return (
+        ("action", CACHE_ACTION),
+        ("_ajax_nonce", nonce),
+        ("message", message),
+        ("bot_id", bot.bot_id),
+        ("user_client_message_id", client_message_id),
+    )
+
+
+def stream_query(
+    bot: Bot, nonce: str, cache_key: str, session_id: str, conversation: str
+) -> tuple[tuple[str, str], ...]:
+    """The stream GET's query, in the order of the plugin's script (A.3.3)."""
+    query = [
+        ("action", STREAM_ACTION),
+        ("cache_key", cache_key),
+        ("bot_id", bot.bot_id),
+        ("session_id", session_id),
+        ("conversation_uuid", conversation),
+    ]
+    if bot.facts["post_id"]:
+        query.append(("post_id", bot.facts["post_id"]))
+    query += [("_ts", str(int(time.time() * 1000))), ("_ajax_nonce", nonce)]
+    return tuple(query)
+
+
+class _Call(Call):
+    """A cache POST, then the stream GET (once more from the POST if the key was gone)."""
+
+    def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
+        # What the plugin's own script sends: the visitor's text, no legacy preamble.
+        self.sent_text = transcript(chat)
+        self.bot, self.nonce, self.chat = bot, state.nonce, chat
+        # The plugin keeps history per conversation, and every call sends the whole
+        # conversation: a fresh conversation each time, so nothing is doubled (A.5).
+        self.conversation = str(uuid.uuid4())
+        self.stage = "cache" if bot.facts["streams"] else "message"
+        self.cache_key = ""
+        self.key_retries = 1
+
+    def next_request(self) -> HttpRequest | None:
+        bot = self.bot
+        if self.stage == "cache":
+            form = cache_form(bot, self.nonce, self.sent_text)
+            return HttpRequest(
+                "POST", bot.endpoint, _headers(bot, "*/*"), form=form, step="cache POST"
+            )
+        if self.stage == "stream":
+            query = stream_query(
+                bot, self.nonce, self.cache_key, self.chat.visitor.session_id, self.conversation
+            )
+            url = f"{bot.endpoint}{'&' if '?' in bot.endpoint else '?'}{urlencode(query)}"
+            return HttpRequest(
+                "GET", url, _headers(bot, "text/event-stream"), streamed=True, step="stream"
+            )
+        if self.stage == "message":
+            form = (
+                ("action", MESSAGE_ACTION),
+                ("_ajax_nonce", self.nonce),
+                ("bot_id", bot.bot_id),
+                ("session_id", self.chat.visitor.session_id),
+                ("conversation_uuid", self.conversation),
+                ("post_id", bot.facts["post_id"] or "0"),
+                ("message", self.sent_text),
+            )
+            return HttpRequest(
+                "POST", bot.endpoint, _headers(bot, "*/*"), form=form, step="message"
+            )
+        return None
+
+    def reader(self) -> BodyReader:
+        if self.stage == "cache":
+            return _CacheReader(self)
+        if self.stage == "stream":
+            return _StreamReader(self)
+        return _MessageReader(self)
+
+
+class _RefreshCall(Call):
+    """``aipkit_get_frontend_chat_nonce``: a fresh nonce, or none (then the page is read)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.fresh: str | None = None
+        self._sent = False
+
+    def next_request(self) -> HttpRequest | None:
+        if self._sent:
+            return None
+        self._sent = True
+        form = (("action", NONCE_ACTION), ("bot_id", self.bot.bot_id))
+        return HttpRequest(
+            "POST", self.bot.endpoint, _headers(self.bot, "*/*"), form=form, step="nonce"
+        )
+
+    def reader(self) -> BodyReader:
+        return _NonceReader(self)
+
+    def new_state(self) -> BotState | None:
+        return BotState(nonce=self.fresh) if self.fresh else None
+
+
+class AipkitProtocol(SiteProtocol):
+    """AIPKit (AI Power / AI Puffer >= 2.3): cache POST, then an event stream."""
+
+    name = NAME
+    looked_for = (
+        "an AIPKit bot (div.aipkit_chat_container or div.aipkit_popup_wrapper with data-config)"
+    )
+
+    def find_bots(self, html: str, page_url: str) -> Findings:
+        """See :func:`find_bots`."""
+        return find_bots(html, page_url)
+
+    def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
+        """The cache POST and the stream GET (or the 2.3-2.4.0 JSON call)."""
+        return _Call(bot, state, chat)
+
+    def refresh(self, bot: Bot, state: BotState) -> Call | None:
+        """Ask the plugin's nonce endpoint; without it, the page is read again."""
+        return _RefreshCall(bot)
+
+
+# --- the replies ----------------------------------------------------------------------------
+
+
+def _json_object(body: bytes | bytearray) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _error_data(obj: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``(message, code)`` of a ``wp_send_json_error`` body."""
+    data = obj.get("data") if obj else None
+    if not isinstance(data, Mapping):
+        return "", ""
+    message, code = data.get("message"), data.get("code")
+    return (message if isinstance(message, str) else ""), (code if isinstance(code, str) else "")
+
+
+def _not_public(message: str) -> SiteError:
+    return SiteError(
+        f"{message or 'Refused'} (the bot is not public: its site does not let other "
+        "origins use it)"
+    )
+
+
+def _check_json_status(head: ReplyHead, body: bytes | bytearray, action: str) -> dict[str, Any]:
+    """The JSON of a cache/message/nonce reply, or the error its status and body mean."""
+    obj = _json_object(body)
+    message, code = _error_data(obj)
+    if code == NONCE_FAILURE_CODE or (head.status == 403 and message in STREAM_NONCE_ERRORS):
+        raise NonceRejectedError(f"The site rejected the nonce ({message!r}).", status_code=403)
+    if code in NOT_PUBLIC_CODES:
+        raise _not_public(message)
+    if head.status == 400 and bytes(body[:8]).strip() == b"0":
+        raise HTTPStatusError(
+            f"admin-ajax.php answered HTTP 400 '0': the site has no handler for the {action!r} "
+            "action (is the AIPKit chat plugin, AI Power 2.3 or later, installed?).",
+            status_code=400,
+        )
+    if not 200 <= head.status < 300 and not (400 <= head.status < 500 and message):
+        check_status(head, body)
+    if obj is None:
+        text = bytes(body[:2000]).decode("utf-8", "replace")
+        raise ResponseFormatError(
+            f"Expected the plugin's JSON reply but got: {excerpt(text)!r}",
+            status_code=head.status,
+        )
+    if obj.get("success") is not True:
+        raise SiteError(message or "unknown error (no message)", status_code=head.status)
+    return obj
+
+
+class _CacheReader(BodyReader):
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._body = WholeBody()
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._body.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        obj = _check_json_status(head, self._body.take(), CACHE_ACTION)
+        data = obj.get("data")
+        key = data.get("cache_key") if isinstance(data, Mapping) else None
+        if not isinstance(key, str) or not key:
+            raise ResponseFormatError(
+                f"The cache POST returned no cache_key: {excerpt(json.dumps(obj))!r}"
+            )
+        self._call.cache_key = key
+        self._call.stage = "stream"
+        return []
+
+
+class _MessageReader(BodyReader):
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._body = WholeBody()
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._body.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        obj = _check_json_status(head, self._body.take(), MESSAGE_ACTION)
+        data = obj.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        reply = data.get("reply")
+        if not isinstance(reply, str) or not reply.strip():
+            raise ResponseFormatError("The site returned an empty answer.")
+        self._call.stage = "done"
+        events: list[Event] = [TextDelta(reply)]
+        extras = {k: data[k] for k in ("citations", "grounding_metadata") if k in data}
+        if extras:
+            events.append(Metadata(extras))
+        return [*events, End("stop")]
+
+
+class _NonceReader(BodyReader):
+    def __init__(self, call: _RefreshCall) -> None:
+        self._call = call
+        self._body = WholeBody()
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._body.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        # Anything but a fresh nonce (an older plugin without the endpoint, a refusal)
+        # leaves the state alone: the page is then read again.
+        obj = _json_object(self._body.take()) if 200 <= head.status < 300 else None
+        data = obj.get("data") if obj and obj.get("success") is True else None
+        nonce = data.get("nonce") if isinstance(data, Mapping) else None
+        if isinstance(nonce, str) and nonce:
+            self._call.fresh = nonce
+        return []
+
+
+class _StreamReader(BodyReader):
+    """The plugin's event stream; a JSON or HTML body is judged at the end."""
+
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._parser: SSEParser | None = None
+        self._prefix = bytearray()
+        self._whole: WholeBody | None = None
+        self._text_seen = False
+        self._done = False
+        self._restart = False  # the cache key was gone: the call goes back to the POST
+        self._warnings: list[str] = []
+
+    def feed(self, data: bytes) -> list[Event]:
+        if self._parser is not None:
+            return self._events(self._parser.feed(data))
+        if self._whole is not None:
+            self._whole.add(data)
+            return []
+        self._prefix += data
+        kind = looks_like_sse(bytes(self._prefix[:64]))
+        if kind is None:
+            return []
+        data, self._prefix = bytes(self._prefix), bytearray()
+        if kind:
+            self._parser = SSEParser()
+            return self._events(self._parser.feed(data))
+        self._whole = WholeBody()
+        self._whole.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        if self._parser is None:
+            body = self._whole.take() if self._whole is not None else self._prefix
+            obj = _check_json_status(head, body, STREAM_ACTION)  # raises for what it means
+            raise ResponseFormatError(
+                f"Expected the plugin's event stream but got JSON: {excerpt(json.dumps(obj))!r}"
+            )
+        check_status(head, b"")
+        events = self._events(self._parser.finish())
+        if self._restart:
+            return events
+        if not self._done:
+            raise IncompleteAnswerError(
+                "The event stream ended before its end (no 'done' event)"
+                + (": the answer is incomplete." if self._text_seen else ".")
+            )
+        return events
+
+    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
+        events: list[Event] = []
+        for item in parsed:
+            if self._done or self._restart:
+                break
+            events.extend(self._event(item))
+        return events
+
+    def _event(self, item: SSEEvent) -> list[Event]:
+        name = item.name
+        if name is None:
+            raise ResponseFormatError(f"Unexpected line in the event stream: {item.data[:200]!r}")
+        try:
+            data = json.loads(item.data)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseFormatError(
+                f"Unreadable event {name or 'message'!r} in the stream: {item.data[:200]!r}"
+            ) from exc
+        if name == "":
+            delta = data.get("delta") if isinstance(data, Mapping) else None
+            if isinstance(delta, str) and delta:
+                self._text_seen = self._text_seen or not delta.isspace()
+                return [TextDelta(delta)]
+            return []
+        if name == "done":
+            self._done = True
+            self._call.stage = "done"
+            if not self._text_seen:
+                raise ResponseFormatError("The site returned an empty answer (an empty stream).")
+            extras = {
+                k: data[k]
+                for k in ("citations", "grounding_metadata")
+                if isinstance(data, Mapping) and k in data
+            }
+            return [Metadata(extras), End("stop")] if extras else [End("stop")]
+        if name == "error":
+            return self._error(data)
+        if name == "message_start" and isinstance(data, Mapping):
+            return [Metadata({"site_message_id": data.get("message_id")})]
+        if name in ("citations", "grounding_metadata"):
+            return [Metadata({name: data})]
+        if name in ("openai_response_id", "google_interaction_id") and isinstance(data, Mapping):
+            return [Metadata({name: data.get("id")})]
+        if name == "warning":
+            message = data.get("error") if isinstance(data, Mapping) else None
+            self._warnings.append(message if isinstance(message, str) else json.dumps(data))
+            return [Metadata({"warnings": list(self._warnings)})]
+        if name == "display_form_event":
+            raise SiteError(
+                "The bot asks the visitor to fill in a form (a plugin trigger); this package "
+                "cannot answer forms."
+            )
+        return []  # status and other progress events: never part of the answer
+
+    def _error(self, data: Any) -> list[Event]:
+        message = data.get("error") if isinstance(data, Mapping) else None
+        message = message if isinstance(message, str) else json.dumps(data)
+        if self._text_seen:  # part of the answer already reached the caller
+            raise IncompleteAnswerError(
+                f"The site stopped the answer with an error: {message}", site_message=message
+            )
+        if message in CACHE_GONE_ERRORS and self._call.key_retries > 0:
+            self._call.key_retries -= 1
+            self._call.stage = "cache"  # a new cache POST, then the stream again
+            self._restart = True
+            return []
+        if message in STREAM_NONCE_ERRORS:
+            raise NonceRejectedError(f"The site rejected the nonce ({message!r}).")
+        if message == NOT_PUBLIC_ERROR:
+            raise _not_public(message)
+        if message in QUOTA_ERRORS or (isinstance(data, Mapping) and "quota_notice" in data):
+            raise RateLimitError(f"The site's quota was reached: {message}")
+        raise SiteError(message)
