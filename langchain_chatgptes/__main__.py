@@ -15,10 +15,12 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
 from langchain_chatgptes._doctor import run_doctor
 from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import ChatGptEsError
+from langchain_chatgptes.protocols import PLUGINS
 
 
 def _seconds(text: str) -> float:
@@ -32,10 +34,24 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--plugin`` and ``--bot-id``: which chat plugin and bot to talk to."""
+    parser.add_argument(
+        "--plugin",
+        choices=PLUGINS,
+        help="the site's chat plugin protocol (default: $CHATGPTES_PLUGIN or auto: the one "
+        "the page shows; with --emulator: the protocol the emulator speaks)",
+    )
+    parser.add_argument(
+        "--bot-id", help="the chat bot to talk to when the page has several (default: the page's)"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes",
-        description="Ask chatgpt.es (or any site running the AI Power chat plugin) a question.",
+        description="Ask chatgpt.es (or any WordPress site running the AIPKit / AI Power chat "
+        "plugin) a question.",
         epilog="To check the site step by step when it breaks: python -m langchain_chatgptes "
         "doctor [--base-url URL] [--proxy URL] [--timeout S] [--impersonate TARGET] (see "
         "doctor --help).",
@@ -50,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=_seconds, default=60.0, help="seconds, more than 0 (default: 60)"
     )
     parser.add_argument("--no-stream", action="store_true", help="print the whole answer at once")
+    _plugin_arguments(parser)
     parser.add_argument(
         "--emulator",
         action="store_true",
@@ -61,8 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 def _doctor_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes doctor",
-        description="Check the site step by step: fetch the chat page, read its chat box "
-        "(nonce, post id, stream mode), send one short prompt. Prints a verdict and the time "
+        description="Check the site step by step: fetch the chat page, read its chat bots "
+        "(protocol, nonce, stream mode), ask for a fresh nonce where the plugin can, send one "
+        "short prompt. Prints a verdict and the time "
         "of each step; exits with 0 when every step passed, 1 otherwise.",
     )
     parser.add_argument(
@@ -82,6 +100,7 @@ def _doctor_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check a fresh bundled local emulator of the site instead (offline demo)",
     )
+    _plugin_arguments(parser)
     return parser
 
 
@@ -93,8 +112,9 @@ def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | No
         return
     from langchain_chatgptes.emulator import Emulator
 
-    with Emulator(stream=stream, chunk_delay=0.02) as emulator:
-        print(f"[local chatgpt.es emulator at {emulator.base_url}]", file=sys.stderr)
+    plugin: Literal["aipkit", "wpaicg"] = "aipkit" if args.plugin == "aipkit" else "wpaicg"
+    with Emulator(stream=stream, chunk_delay=0.02, plugin=plugin) as emulator:
+        print(f"[local chatgpt.es emulator ({plugin}) at {emulator.base_url}]", file=sys.stderr)
         yield emulator.base_url
 
 
@@ -109,6 +129,8 @@ def _doctor(argv: Sequence[str]) -> int:
                 timeout=args.timeout,
                 impersonate=args.impersonate,
                 out=sys.stdout,
+                plugin=args.plugin or os.environ.get("CHATGPTES_PLUGIN") or "auto",
+                bot_id=args.bot_id,
             )
     except KeyboardInterrupt:
         return 130
@@ -129,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = {"base_url": base_url} if base_url else {}
             if args.proxy:
                 settings["proxy"] = args.proxy
+            if args.plugin:
+                settings["plugin"] = args.plugin
+            if args.bot_id:
+                settings["bot_id"] = args.bot_id
             with ChatChatGptEs(model=args.model, timeout=args.timeout, **settings) as model:
                 if args.no_stream:
                     print(model.invoke(question).text)

@@ -1,10 +1,13 @@
 """``python -m langchain_chatgptes doctor``: check a site step by step and say what is wrong.
 
-Three steps, each printed as one line (step, OK / FAIL / SKIP, milliseconds, detail): fetch
-the chat page, read the chat bots on it, and send one short prompt. Every step runs on the
-chat model's own path (the same session set-up, adapter, policy and protocol modules), so
-the verdicts match what the model would run into; verdicts are chosen from the errors'
-types and attributes, never from their text. Proxy credentials are never printed.
+Each step printed as one line (step, OK / FAIL / SKIP, milliseconds, detail): fetch the
+chat page, read the chat bots on it (naming the protocol), ask for a fresh nonce where the
+protocol can (``nonce``), and send one short prompt, one line per request it takes
+(``send prompt`` for the legacy plugin; ``cache POST`` and ``stream`` for AIPKit). Every
+step runs on the chat model's own path (the same session set-up, adapter, policy and
+protocol modules), so the verdicts match what the model would run into; verdicts are
+chosen from the errors' types and attributes, never from their text. Proxy credentials
+are never printed.
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ from langchain_chatgptes.errors import (
     RequestTimeoutError,
     TransportError,
 )
-from langchain_chatgptes.protocols import Page, choose_bot, read_page
-from langchain_chatgptes.protocols._base import HttpRequest, ReplyHead, TextDelta
+from langchain_chatgptes.protocols import aipkit, choose_bot, protocol_named, read_page, wpaicg
+from langchain_chatgptes.protocols._base import Bot, HttpRequest, ReplyHead, TextDelta
 from langchain_chatgptes.protocols._common import page_text
-from langchain_chatgptes.protocols.wpaicg import describe_missing
 
 PROMPT = "Reply with the single word: pong"
 """The one short prompt the doctor sends."""
@@ -65,15 +67,44 @@ def _verdict(exc: ChatGptEsError, proxy: str | None, *, reaching: str) -> _Faile
     return _Failed(f"{type(exc).__name__}: {exc}")
 
 
+# What the doctor calls each request of a call, and the steps it plans per protocol.
+_STEP_NAMES = {"chat": "send prompt", "message": "send prompt"}
+
+
+def _step_name(request: HttpRequest) -> str:
+    return _STEP_NAMES.get(request.step, request.step)
+
+
+def _describe(bot: Bot) -> str:
+    """One line on the bot the doctor talks to."""
+    streaming = "on" if bot.facts.get("streams") else "off"
+    if bot.protocol == wpaicg.NAME:
+        return (
+            f"wpaicg bot {bot.bot_id}: nonce {bot.nonce}, post id {bot.facts.get('post_id')}, "
+            f"url {bot.facts.get('url')}, stream mode: {streaming}"
+        )
+    name = f" ({bot.facts['name']!r})" if bot.facts.get("name") else ""
+    kind = "inline" if bot.inline else "popup"
+    return (
+        f"{bot.protocol} bot {bot.bot_id}{name}, {kind}: nonce {bot.nonce}, endpoint "
+        f"{bot.endpoint}, streaming: {streaming}"
+    )
+
+
 class _Checkup:
     """The steps, sharing one pipeline and what earlier steps found."""
 
     def __init__(self, pipeline: Pipeline, proxy: str | None) -> None:
         self.pipeline, self.proxy = pipeline, proxy
+        self.plugin, self.bot_id = pipeline.settings.plugin, pipeline.settings.bot_id
         self.page_url = pipeline.settings.page_url
         self.head: ReplyHead | None = None
         self.body = b""
-        self.page: Page | None = None
+        self.bot: Bot | None = None
+        self.observed: list[tuple[HttpRequest, float, BaseException | None]] = []
+        pipeline.observer = lambda request, seconds, error: self.observed.append(
+            (request, seconds, error)
+        )
 
     async def fetch_page(self) -> str:
         """GET the chat page; reachable whatever its status."""
@@ -87,16 +118,17 @@ class _Checkup:
         )
 
     async def read_page(self) -> str:
-        """Read the chat bots: blocked, page changed, or what was found."""
+        """Read the chat bots: blocked, page changed, or which bot (and protocol) answers."""
         assert self.head is not None  # noqa: S101 (the loop skips this step otherwise)
         try:
             html = page_text(self.head, self.body)
-            page = self.page = read_page(html, self.head.url or self.page_url)
+            page = read_page(html, self.head.url or self.page_url)
+            bot = self.bot = choose_bot(page, self.plugin, self.bot_id)
         except BlockedError as exc:
             raise _Failed(BLOCKED) from exc
         except NonceNotFoundError as exc:
             if exc.missing:
-                what = f"no usable chat box, missing {describe_missing(exc.missing)}"
+                what = f"no usable chat box: {exc}"
             else:
                 what = f"no chat box found (looked for {' or '.join(exc.looked_for)})"
             raise _Failed(f"page changed: {what}") from exc
@@ -105,29 +137,80 @@ class _Checkup:
             raise _Failed(f"{verdict}: HTTP {exc.status_code} instead of the chat page") from exc
         except ChatGptEsError as exc:
             raise _verdict(exc, self.proxy, reaching="unreadable") from exc
-        bot = choose_bot(page)
         self.pipeline.cache.put(self.page_url, page)  # the prompt uses this very page
-        stream_mode = "on" if bot.facts.get("streams") else "off"
-        return (
-            f"{bot.protocol} bot {bot.bot_id}: nonce {bot.nonce}, post id "
-            f"{bot.facts.get('post_id')}, url {bot.facts.get('url')}, "
-            f"stream mode: {stream_mode}"
-        )
+        others = [other for other in page.bots if other is not bot]
+        also = f"; also on the page: {len(others)} more" if others else ""
+        return _describe(bot) + also
 
-    async def send_prompt(self) -> str:
-        """Send the short prompt, as the model would, and read the answer."""
+    async def check_nonce(self) -> str:
+        """Ask the protocol's nonce endpoint, where it has one (it is not a failure if not)."""
+        assert self.bot is not None  # noqa: S101 (the loop skips this step otherwise)
+        protocol = protocol_named(self.bot.protocol)
+        state = self.pipeline.cache.state(self.page_url, self.bot)
+        refresh = protocol.refresh(self.bot, state)
+        if refresh is None:
+            return "from the page (a rejected nonce means reading the page again)"
+        try:
+            async for _ in self.pipeline._run(refresh):
+                pass
+        except ChatGptEsError as exc:
+            raise _verdict(exc, self.proxy, reaching="unreachable") from exc
+        finally:
+            self.observed.clear()
+        fresh = refresh.new_state()
+        if fresh is None:
+            return (
+                "no fresh-nonce endpoint (an older plugin): "
+                "a rejected nonce means reading the page again"
+            )
+        return f"the plugin hands out fresh nonces ({fresh.nonce})"
+
+    def planned_steps(self) -> list[str]:
+        """The names of the requests a call to this bot makes."""
+        if self.bot is not None and self.bot.protocol == aipkit.NAME and self.bot.facts["streams"]:
+            return ["cache POST", "stream"]
+        return ["send prompt"]
+
+    async def send_prompt(self) -> list[tuple[str, str, float, str]]:
+        """Send the short prompt as the model would: a line (step, verdict, s, detail) each."""
         chat = ChatInput(
             (Turn("user", "User", PROMPT),), "", Visitor(secrets.token_hex(5), str(uuid.uuid4()))
         )
         parts: list[str] = []
+        error: ChatGptEsError | None = None
         try:
             async for batch in self.pipeline.chat(chat):
                 parts += [event.text for event in batch if isinstance(event, TextDelta)]
         except ChatGptEsError as exc:
-            raise _verdict(exc, self.proxy, reaching="POST failed") from exc
-        answer = " ".join("".join(parts).split())[:80]
-        refreshed = " (after one nonce refresh)" if self.pipeline.nonce_refreshes else ""
-        return f"answer received{refreshed}: {answer!r}"
+            error = exc
+        # A nonce refresh starts the call again: only its last attempt is reported.
+        starts = [
+            i for i, (_, _, e) in enumerate(self.observed) if isinstance(e, NonceRejectedError)
+        ]
+        observed = self.observed[starts[-1] + 1 :] if starts and error is None else self.observed
+        lines = []
+        for request, seconds, failure in observed:
+            name = _step_name(request)
+            if failure is None:
+                lines.append((name, "OK", seconds, f"HTTP {request.method} answered"))
+            else:
+                failed = _verdict(failure, self.proxy, reaching="unreachable")  # type: ignore[arg-type]
+                lines.append((name, "FAIL", seconds, str(failed)))
+        if error is not None and not any(status == "FAIL" for _, status, _, _ in lines):
+            lines.append(
+                (
+                    self.planned_steps()[-1],
+                    "FAIL",
+                    0.0,
+                    str(_verdict(error, self.proxy, reaching="POST failed")),
+                )
+            )
+        if error is None and lines:
+            answer = " ".join("".join(parts).split())[:80]
+            refreshed = " (after one nonce refresh)" if self.pipeline.nonce_refreshes else ""
+            name, status, seconds, _ = lines[-1]
+            lines[-1] = (name, status, seconds, f"answer received{refreshed}: {answer!r}")
+        return lines
 
 
 def _line(out: TextIO, step: str, verdict: str, ms: str, detail: str) -> None:
@@ -139,10 +222,12 @@ async def _run_steps(checkup: _Checkup, out: TextIO) -> str | None:
     steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
         ("fetch page", checkup.fetch_page),
         ("read page", checkup.read_page),
-        ("send prompt", checkup.send_prompt),
+        ("nonce", checkup.check_nonce),
     ]
     failed: str | None = None
     for name, step in steps:
+        if name == "nonce" and (checkup.bot is None or checkup.bot.protocol == wpaicg.NAME):
+            continue  # the legacy plugin's nonce is read with the page
         if failed is not None:
             _line(out, name, "SKIP", "-", f"not run: {failed!r} failed")
             continue
@@ -152,11 +237,30 @@ async def _run_steps(checkup: _Checkup, out: TextIO) -> str | None:
         except _Failed as exc:
             detail, verdict, failed = str(exc), "FAIL", name
         _line(out, name, verdict, f"{(time.perf_counter() - start) * 1000:.0f}", detail)
+    planned = checkup.planned_steps()
+    if failed is not None:
+        for name in planned:
+            _line(out, name, "SKIP", "-", f"not run: {failed!r} failed")
+        return failed
+    lines = await checkup.send_prompt()
+    for name, verdict, seconds, detail in lines:
+        _line(out, name, verdict, f"{seconds * 1000:.0f}", detail)
+        if verdict == "FAIL" and failed is None:
+            failed = name
+    for name in planned[len(lines) :]:
+        _line(out, name, "SKIP", "-", f"not run: {failed!r} failed")
     return failed
 
 
 def run_doctor(
-    base_url: str, *, proxy: str | None, timeout: float, impersonate: str, out: TextIO
+    base_url: str,
+    *,
+    proxy: str | None,
+    timeout: float,
+    impersonate: str,
+    out: TextIO,
+    plugin: str = "auto",
+    bot_id: str | None = None,
 ) -> bool:
     """Check a site step by step, print one line per step and a summary to ``out``.
 
@@ -166,6 +270,8 @@ def run_doctor(
         timeout: Seconds each request may take (per silence, for a streamed reply).
         impersonate: curl_cffi browser target, e.g. ``"chrome"`` or ``"safari"``.
         out: Where the report goes.
+        plugin: The protocol to check (``"auto"``: the one the page shows).
+        bot_id: The chat bot to check when the page has several (``None``: the model's choice).
 
     Returns:
         True when every step passed (the site answered the prompt).
@@ -173,15 +279,18 @@ def run_doctor(
     shown_proxy = mask_proxy(proxy) if proxy else "none"
     out.write(
         f"doctor: {base_url} (impersonate {impersonate}, proxy {shown_proxy}, "
-        f"timeout {timeout:g} s)\n"
+        f"timeout {timeout:g} s, plugin {plugin}" + (f", bot {bot_id}" if bot_id else "") + ")\n"
     )
 
     async def main() -> str | None:
         runtime = Runtime(SessionOptions(impersonate=impersonate, proxy=proxy))
-        settings = Settings(base_url.rstrip("/") + "/", timeout, max_retries=0)
+        settings = Settings(
+            base_url.rstrip("/") + "/", timeout, max_retries=0, plugin=plugin, bot_id=bot_id
+        )
         try:
             adapter = await runtime.adapter()
-            return await _run_steps(_Checkup(Pipeline(settings, SiteCache(), adapter), proxy), out)
+            pipeline = Pipeline(settings, SiteCache(), adapter)
+            return await _run_steps(_Checkup(pipeline, proxy), out)
         finally:
             await runtime.aclose()
 

@@ -120,7 +120,9 @@ def test_page_changed(emulator: Emulator, capsys: pytest.CaptureFixture[str]) ->
     healthy, report = doctor(emulator.base_url)
     assert not healthy
     line = lines(report)["read page"]
-    assert "page changed: no chat box found (looked for the AI Power chat box" in line
+    # Every protocol's chat box is named in what was looked for.
+    assert "page changed: no chat box found (looked for an AIPKit bot" in line
+    assert "or the AI Power chat box (div.wpaicg-chat-shortcode" in line
     assert " SKIP " in lines(report)["send prompt"]
     assert main(["doctor", "--base-url", emulator.base_url, "--timeout", "5"]) == 1
     assert "page changed" in capsys.readouterr().out
@@ -131,7 +133,8 @@ def test_chat_box_without_a_nonce(emulator: Emulator) -> None:
     healthy, report = doctor(emulator.base_url)
     assert not healthy
     line = lines(report)["read page"]
-    assert "page changed: no usable chat box, missing the nonce (data-nonce or " in line
+    assert "page changed: no usable chat box: " in line
+    assert "has an AI Power chat box, but it is missing the nonce (data-nonce or " in line
     assert "post id" not in line.partition("missing")[2]  # only what is missing is named
 
 
