@@ -246,7 +246,10 @@ class ChatChatGptEs(BaseChatModel):
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
     base_url: str = Field(default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL))
     """The site's address (env ``CHATGPTES_BASE_URL``)."""
-    plugin: Plugin = Field(default_factory=from_env("CHATGPTES_PLUGIN", default="auto"))  # type: ignore[arg-type]
+    plugin: Plugin = Field(
+        default_factory=from_env("CHATGPTES_PLUGIN", default="auto"),
+        validate_default=True,  # a bad CHATGPTES_PLUGIN is a ValidationError naming the field
+    )
     """Which chat plugin's protocol to speak (env ``CHATGPTES_PLUGIN``): ``"auto"`` (what
     the page shows), ``"aipkit"`` (AI Power / AI Puffer 2.3+) or ``"wpaicg"`` (AI Power up
     to 2.2)."""

@@ -9,7 +9,7 @@ import operator
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
@@ -22,12 +22,12 @@ from langchain_chatgptes.emulator import Emulator, ToolModelResponder
 
 
 @functools.cache
-def shared_emulator(stream: bool) -> Emulator:
-    """One emulator per reply mode for the whole run (the standard suites' properties).
+def shared_emulator(stream: bool, plugin: Literal["wpaicg", "aipkit"] = "wpaicg") -> Emulator:
+    """One emulator per plugin and reply mode for the whole run (the standard suites').
 
     Its model follows the tool prompt, so the suites' tool and structured-output tests run.
     """
-    emulator = Emulator(stream=stream, responder=ToolModelResponder()).start()
+    emulator = Emulator(stream=stream, plugin=plugin, responder=ToolModelResponder()).start()
     atexit.register(emulator.stop)
     return emulator
 

@@ -1,11 +1,14 @@
 """The langchain-tests standard integration suite, against the local emulator.
 
-Run twice: once against a site that answers JSON, once against one that streams events.
+Run three times: against a legacy site that answers JSON, one that streams events, and an
+AIPKit site (a cache POST, then an event stream).
 The emulator's model follows the tool prompt, so every tool-calling and structured-output
 test runs (``has_tool_calling`` and ``has_tool_choice`` come from ``bind_tools``).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
@@ -16,6 +19,7 @@ from .conftest import shared_emulator
 
 class TestChatChatGptEsJsonSite(ChatModelIntegrationTests):
     site_streams = False
+    site_plugin: Literal["wpaicg", "aipkit"] = "wpaicg"
 
     @property
     def chat_model_class(self) -> type[ChatChatGptEs]:
@@ -25,7 +29,7 @@ class TestChatChatGptEsJsonSite(ChatModelIntegrationTests):
     def chat_model_params(self) -> dict[str, object]:
         return {
             "model": "gpt-4o",
-            "base_url": shared_emulator(self.site_streams).base_url,
+            "base_url": shared_emulator(self.site_streams, self.site_plugin).base_url,
             "timeout": 10,
         }
 
@@ -40,3 +44,8 @@ class TestChatChatGptEsJsonSite(ChatModelIntegrationTests):
 
 class TestChatChatGptEsStreamingSite(TestChatChatGptEsJsonSite):
     site_streams = True
+
+
+class TestChatChatGptEsAipkitSite(TestChatChatGptEsJsonSite):
+    site_streams = True
+    site_plugin = "aipkit"
