@@ -123,7 +123,6 @@ class _Checkup:
         try:
             html = page_text(self.head, self.body)
             page = read_page(html, self.head.url or self.page_url)
-            bot = self.bot = choose_bot(page, self.plugin, self.bot_id)
         except BlockedError as exc:
             raise _Failed(BLOCKED) from exc
         except NonceNotFoundError as exc:
@@ -137,6 +136,10 @@ class _Checkup:
             raise _Failed(f"{verdict}: HTTP {exc.status_code} instead of the chat page") from exc
         except ChatGptEsError as exc:
             raise _verdict(exc, self.proxy, reaching="unreadable") from exc
+        try:
+            bot = self.bot = choose_bot(page, self.plugin, self.bot_id)
+        except NonceNotFoundError as exc:  # bots, but not the one asked for
+            raise _Failed(f"no such bot: {exc}") from exc
         self.pipeline.cache.put(self.page_url, page)  # the prompt uses this very page
         others = [other for other in page.bots if other is not bot]
         also = f"; also on the page: {len(others)} more" if others else ""

@@ -7,6 +7,7 @@ import itertools
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Literal
 
 import pytest
@@ -297,3 +298,87 @@ def test_a_server_that_does_not_speak_http() -> None:
     assert not healthy
     line = lines(report)["fetch page"]
     assert "not in HTTP" in line and "unreachable" not in line
+
+
+# --- an AIPKit site ----------------------------------------------------------------------
+
+
+def aipkit_lines(report: str) -> dict[str, str]:
+    steps = ("fetch page", "read page", "nonce", "cache POST", "stream")
+    return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
+
+
+@pytest.fixture
+def aipkit_site() -> Iterator[Emulator]:
+    with Emulator(plugin="aipkit") as site:
+        yield site
+
+
+def test_healthy_aipkit_site(aipkit_site: Emulator) -> None:
+    aipkit_site.responder = ScriptedResponder(["pong"])
+    healthy, report = doctor(aipkit_site.base_url)
+    assert healthy, report
+    steps = aipkit_lines(report)
+    assert list(steps) == ["fetch page", "read page", "nonce", "cache POST", "stream"]
+    assert all(line[13:17] == "OK  " for line in steps.values()), report
+    assert "aipkit bot 123 ('Support Bot'), inline" in steps["read page"]
+    assert "the plugin hands out fresh nonces" in steps["nonce"]
+    assert "answer received: 'pong'" in steps["stream"]
+    # The page, one nonce request, one cache POST and one stream GET, nothing more.
+    assert [(r.method, r.action) for r in aipkit_site.requests] == [
+        ("GET", ""),
+        ("POST", "aipkit_get_frontend_chat_nonce"),
+        ("POST", "aipkit_cache_sse_message"),
+        ("GET", "aipkit_frontend_chat_stream"),
+    ]
+    assert aipkit_site.cache_requests()[0].form["message"] == PROMPT
+
+
+def test_aipkit_site_without_a_nonce_action(aipkit_site: Emulator) -> None:
+    aipkit_site.aipkit_nonce_refresh = False
+    healthy, report = doctor(aipkit_site.base_url)
+    assert healthy, report
+    assert "no fresh-nonce endpoint (an older plugin)" in aipkit_lines(report)["nonce"]
+
+
+def test_aipkit_cache_post_failing_skips_the_stream(aipkit_site: Emulator) -> None:
+    aipkit_site.cache_faults.append(Reply.raw(503, '{"success":false,"data":{}}'))
+    healthy, report = doctor(aipkit_site.base_url)
+    assert not healthy
+    steps = aipkit_lines(report)
+    assert " FAIL " in steps["cache POST"] and "503" in steps["cache POST"]
+    assert " SKIP " in steps["stream"] and "'cache POST' failed" in steps["stream"]
+    assert report.splitlines()[-1] == "not healthy: cache POST"
+    assert aipkit_site.stream_requests() == []
+
+
+def test_aipkit_stream_failing_is_its_own_line(aipkit_site: Emulator) -> None:
+    aipkit_site.responder = ScriptedResponder([Reply.site_error("upstream down")])
+    healthy, report = doctor(aipkit_site.base_url)
+    assert not healthy
+    steps = aipkit_lines(report)
+    assert " OK " in steps["cache POST"]
+    assert " FAIL " in steps["stream"] and "API Error: upstream down" in steps["stream"]
+    assert report.splitlines()[-1] == "not healthy: stream"
+
+
+def test_doctor_plugin_and_bot_id_options(
+    aipkit_site: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aipkit_site.aipkit_bots = (5, 6)
+    argv = ["doctor", "--base-url", aipkit_site.base_url, "--timeout", "5"]
+    assert main([*argv, "--plugin", "aipkit", "--bot-id", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "plugin aipkit, bot 6)" in out and "aipkit bot 6" in out
+    assert "also on the page: 1 more" in out
+    assert main([*argv, "--plugin", "wpaicg"]) == 1
+    assert "shows no wpaicg bot (it shows: aipkit)" in capsys.readouterr().out
+    assert main([*argv, "--bot-id", "9"]) == 1
+    assert "no bot with the id '9'" in capsys.readouterr().out
+
+
+def test_doctor_with_the_bundled_aipkit_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--emulator", "--plugin", "aipkit"]) == 0
+    captured = capsys.readouterr()
+    assert "cache POST" in captured.out and "stream" in captured.out
+    assert "emulator (aipkit)" in captured.err
