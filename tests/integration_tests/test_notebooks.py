@@ -1,8 +1,9 @@
-"""The notebooks run top to bottom against the local emulator."""
+"""The notebooks run top to bottom against the local emulator of each plugin."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import nbformat
 import pytest
@@ -13,9 +14,12 @@ from .conftest import shared_emulator
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.parametrize("plugin", ["aipkit", "wpaicg"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = shared_emulator(True)
+def test_notebook_runs(
+    path: Path, plugin: Literal["aipkit", "wpaicg"], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = shared_emulator(True, plugin)
     monkeypatch.setenv("CHATGPTES_BASE_URL", emulator.base_url)  # the kernel inherits it
     notebook = nbformat.read(path, as_version=4)
     before = len(emulator.chat_requests())
