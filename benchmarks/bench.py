@@ -37,7 +37,18 @@ NAMES = {
     "floor-async": "floor: raw curl_cffi POST (async)",
     "langchain-noop": "reference: langchain-core with a no-op async model (no HTTP)",
     "chatgptes-own": "chatgptes (async, own path: _astream without BaseChatModel.astream)",
+    "floor-aipkit-sync": "floor: raw curl_cffi cache POST + stream GET (sync)",
+    "floor-aipkit-async": "floor: raw curl_cffi cache POST + stream GET (async)",
 }
+LEGACY_SEQUENTIAL = (
+    "chatgptes-sync",
+    "chatgptes-async",
+    "seed-0.5.2",
+    "seed-0.4.8",
+    "floor-sync",
+    "floor-async",
+    "langchain-noop",
+)
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 BIG_CHARS = 10 * 1024 * 1024
 CONCURRENT = 64
@@ -99,7 +110,7 @@ def run(client: str, scenario: str, emulator: Emulator, **options: Any) -> dict[
         env["PYTHONPATH"] = str(G4F[client])
     command = [sys.executable, str(CLIENT_SCRIPT), "--client", client, "--scenario", scenario]
     command += ["--base-url", emulator.base_url, "--nonce", emulator.current_nonce()]
-    command += ["--post-id", emulator.post_id]
+    command += ["--post-id", emulator.post_id, "--bot-id", str(emulator.aipkit_bots[0])]
     for key, value in options.items():
         command += [f"--{key}", str(value)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
@@ -140,7 +151,7 @@ def sequential(emulator: Emulator, results: Results) -> None:
         emulator.latency = latency
         label = f"sequential latency per call at {int(latency * 1000)} ms"
         rows: dict[str, Row] = {}
-        for client in [name for name in NAMES if name != "chatgptes-own"]:
+        for client in [name for name in NAMES if name in LEGACY_SEQUENTIAL]:
             values = [
                 run(client, "sequential", emulator, n=n, latency=latency)["per_call"]
                 for _ in range(REPEATS)
@@ -223,13 +234,16 @@ class FirstTextClock:
 
 
 def _answer_text(event: bytes) -> str:
-    """The ``delta.content`` of a ``chat.completion.chunk`` event ("" for any other event)."""
+    """The text of a ``chat.completion.chunk`` or AIPKit ``{"delta"}`` event, else ""."""
     for line in event.decode("utf-8", "replace").splitlines():
         if line.startswith("data: {"):
             try:
-                choices = json.loads(line[len("data: ") :]).get("choices") or [{}]
+                data = json.loads(line[len("data: ") :])
             except ValueError:
                 return ""
+            if isinstance(data.get("delta"), str):  # AIPKit: unnamed events carry text
+                return str(data["delta"])
+            choices = data.get("choices") or [{}]
             delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
             content = delta.get("content") if isinstance(delta, dict) else None
             return content if isinstance(content, str) else ""
@@ -308,6 +322,96 @@ def memory(emulator: Emulator, results: Results) -> None:
         traced.ratio = f"{traced.median / BIG_CHARS:.1f}× answer size"
     emulator.responder = None
     emulator.stream = False
+
+
+def aipkit(results: Results) -> None:
+    """The same figures on an AIPKit site: two requests per call (a cache POST, a stream)."""
+    with Emulator(plugin="aipkit") as emulator:
+        for client in ("chatgptes-sync", "chatgptes-async", "floor-aipkit-sync"):
+
+            def measure(client: str = client) -> float:
+                counts = []
+                for n in (2, 12):
+                    emulator.clear()
+                    run(client, "calls", emulator, n=n)
+                    counts.append(len(emulator.requests))
+                return (counts[1] - counts[0]) / 10
+
+            results.add(
+                Row("AIPKit: HTTP requests per call (steady state)", NAMES[client], "", [measure()])
+            )
+        for seed in ("seed-0.5.2", "seed-0.4.8"):
+            results.add(
+                Row(
+                    "AIPKit: HTTP requests per call (steady state)",
+                    NAMES[seed],
+                    "",
+                    [math.nan],
+                    note="speaks only the legacy protocol: cannot talk to an AIPKit site",
+                )
+            )
+        label = "AIPKit: sequential latency per call at 0 ms"
+        rows: dict[str, Row] = {}
+        for client in (
+            "chatgptes-sync",
+            "chatgptes-async",
+            "floor-aipkit-sync",
+            "floor-aipkit-async",
+        ):
+            values = [run(client, "sequential", emulator, n=40)["per_call"] for _ in range(REPEATS)]
+            rows[client] = results.add(Row(label, NAMES[client], "ms", values))
+        for ours, floor in (
+            ("chatgptes-sync", "floor-aipkit-sync"),
+            ("chatgptes-async", "floor-aipkit-async"),
+        ):
+            overhead = rows[ours].median - rows[floor].median
+            rows[ours].ratio = f"{rows[ours].median / rows[floor].median:.2f}× floor"
+            rows[ours].note = f"overhead {overhead * 1000:+.2f} ms/call vs the two raw requests"
+        emulator.latency = LATENCY
+        ideal = 2 * LATENCY  # both requests wait for the emulator's latency
+        for client, limit in (("chatgptes-async", CONCURRENT), ("floor-aipkit-async", CONCURRENT)):
+            runs = [
+                run(client, "concurrent", emulator, n=CONCURRENT, concurrency=limit)
+                for _ in range(REPEATS)
+            ]
+            name = f"{NAMES[client]} [max_concurrency=64]"
+            wall = results.add(
+                Row(
+                    f"AIPKit: {CONCURRENT} concurrent calls at 200 ms per request: wall time",
+                    name,
+                    "s",
+                    [r["wall"] for r in runs],
+                )
+            )
+            wall.ratio = f"{wall.median / ideal:.2f}× ideal ({ideal:.1f} s)"
+            results.add(
+                Row(
+                    "AIPKit: longest event-loop stall during those calls",
+                    name,
+                    "ms",
+                    [r["max_stall"] for r in runs],
+                )
+            )
+        emulator.latency = 0.0
+        clock = FirstTextClock()
+        emulator.on_flush = clock
+        for client in ("chatgptes-sync", "chatgptes-async"):
+
+            def first(client: str = client) -> float:
+                clock.reset()
+                arrived = run(client, "first_chunk", emulator)["first_chunk_at"]
+                assert clock.flushed_at is not None, "the emulator sent no answer text"
+                return float(arrived - clock.flushed_at)
+
+            results.add(
+                Row(
+                    "AIPKit: first chunk after the emulator flushed it",
+                    NAMES[client],
+                    "ms",
+                    repeat(REPEATS, first),
+                )
+            )
+        emulator.on_flush = None
 
 
 def import_time(results: Results) -> None:
@@ -410,6 +514,7 @@ def main() -> None:
         concurrent(emulator, results)
         first_chunk(emulator, results)
         memory(emulator, results)
+    aipkit(results)
     import_time(results)
     write(results, started)
     print(f"\nwrote {OUT / 'results.md'}, results.json and results.png")

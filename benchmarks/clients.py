@@ -3,7 +3,9 @@
 Run by ``benchmarks/bench.py`` (``make bench``), which owns the emulator and the table.
 Clients: ``chatgptes-sync``, ``chatgptes-async`` (this package), ``seed-0.5.2`` and
 ``seed-0.4.8`` (g4f's ChatGptEs provider, from a ``--target`` install on ``PYTHONPATH``),
-``floor-sync`` and ``floor-async`` (one raw curl_cffi POST with a known-good nonce).
+``floor-sync`` and ``floor-async`` (one raw curl_cffi POST with a known-good nonce), and
+``floor-aipkit-sync`` / ``floor-aipkit-async`` (AIPKit's two raw requests: the cache POST,
+then the stream GET read whole).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import resource
 import statistics
 import time
 import tracemalloc
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -145,9 +148,64 @@ def make_client(args: argparse.Namespace) -> Client:
             return (await asession.post(ajax, data=_form(args, prompt))).json()["data"]
 
         client.async_call = call
+    elif args.client == "floor-aipkit-sync":
+        from curl_cffi.requests import Response, Session
+
+        session_: Session[Response] = Session(impersonate="chrome", timeout=120)
+        ajax = url + "/wp-admin/admin-ajax.php"
+
+        def aipkit_call(prompt: str) -> str:
+            key = session_.post(ajax, data=_cache_form(args, prompt)).json()["data"]["cache_key"]
+            return _deltas(session_.get(ajax, params=_stream_query(args, key)).content)
+
+        client.sync_call = aipkit_call
+    elif args.client == "floor-aipkit-async":
+        from curl_cffi.requests import AsyncSession, Response
+
+        asession_: AsyncSession[Response] = AsyncSession(
+            impersonate="chrome", timeout=120, max_clients=args.concurrency
+        )
+        ajax = url + "/wp-admin/admin-ajax.php"
+
+        async def aipkit_acall(prompt: str) -> str:
+            cached = await asession_.post(ajax, data=_cache_form(args, prompt))
+            key = cached.json()["data"]["cache_key"]
+            return _deltas((await asession_.get(ajax, params=_stream_query(args, key))).content)
+
+        client.async_call = aipkit_acall
     else:
         raise SystemExit(f"unknown client {args.client}")
     return client
+
+
+def _cache_form(args: argparse.Namespace, prompt: str) -> dict[str, str]:
+    # AIPKit's step 1, as its script posts it (written out: the floor imports nothing of ours).
+    return {
+        "action": "aipkit_cache_sse_message",
+        "_ajax_nonce": args.nonce,
+        "message": prompt,
+        "bot_id": args.bot_id,
+    }
+
+
+def _stream_query(args: argparse.Namespace, key: str) -> dict[str, str]:
+    return {
+        "action": "aipkit_frontend_chat_stream",
+        "cache_key": key,
+        "bot_id": args.bot_id,
+        "session_id": "0f6c7a3e-3d1b-4b8e-9a51-6e1c2f0d9b77",
+        "conversation_uuid": str(uuid.uuid4()),
+        "_ajax_nonce": args.nonce,
+    }
+
+
+def _deltas(body: bytes) -> str:
+    """The answer text of a whole AIPKit event stream (unnamed ``{"delta"}`` events)."""
+    return "".join(
+        json.loads(line[6:])["delta"]
+        for line in body.decode().split("\n")
+        if line.startswith('data: {"delta"')
+    )
 
 
 def _run(client: Client, prompt: str) -> str:
@@ -280,6 +338,7 @@ def main() -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--nonce", default="")
     parser.add_argument("--post-id", default="")
+    parser.add_argument("--bot-id", default="")
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.0)
