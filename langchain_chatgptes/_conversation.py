@@ -78,20 +78,13 @@ def render_turns(turns: tuple[Turn, ...], *, labelled: bool = False) -> str:
     return "\n".join(f"{turn.label}: {turn.text}" for turn in turns) + "\nAssistant:"
 
 
-def transcript(chat: ChatInput) -> str:
-    """The whole call as one text, as a visitor would type it into a chat box.
+def flatten(chat: ChatInput) -> str:
+    """The whole call as one text: :data:`SYSTEM_PROMPT`, one space, the conversation.
 
     With instructions they come first, then a blank line and the conversation as
-    labelled lines; a lone user message is sent as it is.
+    labelled lines. Every protocol that takes one text box sends this (chatgpt.es's page
+    script prepends the preamble; the calls are stateless, so the whole conversation goes).
     """
     conversation = render_turns(chat.turns, labelled=bool(chat.instructions))
-    return f"{chat.instructions}\n\n{conversation}" if chat.instructions else conversation
-
-
-def flatten(chat: ChatInput) -> str:
-    """The legacy chat box's prompt: :data:`SYSTEM_PROMPT`, one space, the transcript.
-
-    The preamble is what chatgpt.es's legacy page script prepends; the newer plugins'
-    scripts send the visitor's text alone (their bots keep instructions on the server).
-    """
-    return f"{SYSTEM_PROMPT} {transcript(chat)}"
+    body = f"{chat.instructions}\n\n{conversation}" if chat.instructions else conversation
+    return f"{SYSTEM_PROMPT} {body}"

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
-from langchain_chatgptes._conversation import ChatInput, transcript
+from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
     HTTPStatusError,
     IncompleteAnswerError,
@@ -205,8 +205,8 @@ class _Call(Call):
     """A cache POST, then the stream GET (once more from the POST if the key was gone)."""
 
     def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
-        # What the plugin's own script sends: the visitor's text, no legacy preamble.
-        self.sent_text = transcript(chat)
+        # The same one text as the legacy box: chatgpt.es's preamble, then the conversation.
+        self.sent_text = flatten(chat)
         self.bot, self.nonce, self.chat = bot, state.nonce, chat
         # The plugin keeps history per conversation, and every call sends the whole
         # conversation: a fresh conversation each time, so nothing is doubled (A.5).

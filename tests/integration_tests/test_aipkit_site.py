@@ -25,6 +25,7 @@ from langchain_chatgptes import (
     SiteError,
     TransportError,
 )
+from langchain_chatgptes._conversation import SYSTEM_PROMPT
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
 
 from .conftest import PATHS, call
@@ -73,8 +74,11 @@ def test_what_is_sent_on_each_step(site: Emulator) -> None:
     model.invoke("Thanks")
     cache, stream = site.cache_requests(), site.stream_requests()
     assert [r.form["action"] for r in cache] == ["aipkit_cache_sse_message"] * 2
-    assert cache[0].form["message"] == "System: Be brief.\nUser: Capital of Spain?\nAssistant:"
-    assert cache[1].form["message"] == "Thanks"  # a lone message goes as typed
+    # The same text as on the legacy plugin: chatgpt.es's preamble, then the conversation.
+    assert cache[0].form["message"] == (
+        f"{SYSTEM_PROMPT} System: Be brief.\nUser: Capital of Spain?\nAssistant:"
+    )
+    assert cache[1].form["message"] == f"{SYSTEM_PROMPT} Thanks"
     assert {r.form["_ajax_nonce"] for r in cache} == {site.current_nonce()}
     assert [r.form["bot_id"] for r in cache] == [str(BOT)] * 2
     assert cache[0].headers["origin"] == site.base_url
@@ -91,7 +95,7 @@ def test_what_is_sent_on_each_step(site: Emulator) -> None:
         BOT, stream[1].query["conversation_uuid"], stream[1].query["session_id"]
     )
     assert [turn["role"] for turn in history] == ["user", "assistant"]
-    assert history[0]["content"] == "Thanks"
+    assert history[0]["content"] == f"{SYSTEM_PROMPT} Thanks"
 
 
 def test_two_models_are_two_visitors(site: Emulator) -> None:
@@ -117,6 +121,20 @@ def test_metadata_events_reach_response_metadata(site: Emulator) -> None:
     assert message.response_metadata["citations"] == [{"url": "https://es.example/madrid"}]
     assert message.response_metadata["warnings"] == ["Answer may be incomplete."]
     assert message.response_metadata["site_message_id"].startswith("aipkit-msg-")
+
+
+async def test_text_arrives_before_the_stream_ends(site: Emulator) -> None:
+    # The first words, then a stream that stalls: they must reach the caller during the stall.
+    site.responder = ScriptedResponder([Reply.sequence("First words ", Reply.hang(30))])
+    model = model_for(site, timeout=10)
+    stream = model.astream("hi")
+    started, received = time.monotonic(), ""
+    while received != "First words ":
+        received += (await asyncio.wait_for(anext(stream), 5)).text
+        assert "First words ".startswith(received)
+    assert time.monotonic() - started < 2  # long before the 30 s stall ends
+    await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+    await model.aclose()
 
 
 async def test_streaming_arrives_in_pieces(site: Emulator) -> None:
@@ -243,13 +261,26 @@ def test_a_nonce_action_that_fails_falls_back_to_reading_the_page(site: Emulator
         (Reply.token_limit(), RateLimitError, "quota"),
     ],
 )
-def test_site_errors_are_typed(
-    site: Emulator, reply: Reply, error: type[Exception], words: str
+@pytest.mark.parametrize("path", PATHS)
+async def test_site_errors_are_typed_on_every_path(
+    site: Emulator, reply: Reply, error: type[Exception], words: str, path: str
 ) -> None:
     site.responder = ScriptedResponder([reply])
     with pytest.raises(error, match=words):
-        model_for(site, max_retries=2).invoke("hi")
+        await call(model_for(site, max_retries=2), path, "hi")
     assert len(site.cache_requests()) == 1  # what a retry cannot fix is not retried
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_refused_cache_post_is_typed_on_every_path(site: Emulator, path: str) -> None:
+    # The cache POST's own error bodies (A.4): a bot closed to other origins, from a page
+    # read as localhost whose ajaxUrl names 127.0.0.1 (see the CORS test below).
+    model = ChatChatGptEs(
+        base_url=site.base_url.replace("127.0.0.1", "localhost"), timeout=5, max_retries=2
+    )
+    with pytest.raises(SiteError, match="not public"):
+        await call(model, path, "hi")
+    assert len(site.cache_requests()) == 1 and site.stream_requests() == []
 
 
 def test_guests_disabled_is_a_rate_limit(site: Emulator) -> None:

@@ -350,3 +350,42 @@ def test_sync_stream_closed_mid_body_frees_its_transfer(emulator: Emulator) -> N
     emulator.responder = None
     emulator.chunk_delay = 0.0
     assert "quick" in _within(ENDS_WITHIN, lambda: model.invoke("quick")).text
+
+
+# --- the same matrix on an AIPKit site: a call is a cache POST, then a stream GET ------------
+
+AIPKIT_STAGES = ["cache POST", "between", "stream body"]
+
+
+@pytest.mark.parametrize("stage", AIPKIT_STAGES)
+@pytest.mark.parametrize("path", ASYNC_PATHS)
+async def test_aipkit_cancellations_free_every_slot(path: str, stage: str) -> None:
+    with Emulator(plugin="aipkit") as emulator:
+        model = _model(emulator)
+        await model.ainvoke("warm")
+        if stage == "cache POST":  # the message is never stored
+            emulator.cache_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
+        elif stage == "between":  # stored at once; the stream never answers
+            emulator.responder = lambda request: Reply.hang(HANG)
+        else:  # the first words, then a stall
+            emulator.chunk_delay = HANG
+            emulator.responder = lambda request: Reply.text(LONG_ANSWER)
+
+        def start(n: int) -> Callable[[], Coroutine[Any, Any, None]]:
+            return functools.partial(_call, model, path, f"cancelled-{n}")
+
+        for n in range(ROUNDS):
+            # "between": delays around one cache POST's round trip, so that cancellations
+            # fall before it, on it, and between it and the stream GET.
+            delay = 0.0005 * (1 + n % 8) if stage == "between" else DELAYS[n % len(DELAYS)]
+            await _cancel_round(start(n), n, delay, gate=False)
+        cached = {n for n, _ in _sent_by_rounds(emulator)}
+        streams = len(emulator.stream_requests()) - 1  # less the warm-up's
+        emulator.cache_faults.clear()
+        await _answers_at_once(model, emulator)
+        assert len(cached) >= ROUNDS // 10, "few calls were cancelled with their message stored"
+        if stage == "between":
+            assert streams < len(cached), "no call was cancelled between its two requests"
+        if stage == "stream body":
+            assert streams >= ROUNDS // 10, "few calls were cancelled mid-stream"
+        await model.aclose()

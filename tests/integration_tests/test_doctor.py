@@ -331,7 +331,7 @@ def test_healthy_aipkit_site(aipkit_site: Emulator) -> None:
         ("POST", "aipkit_cache_sse_message"),
         ("GET", "aipkit_frontend_chat_stream"),
     ]
-    assert aipkit_site.cache_requests()[0].form["message"] == PROMPT
+    assert aipkit_site.cache_requests()[0].form["message"] == build_message([HumanMessage(PROMPT)])
 
 
 def test_aipkit_site_without_a_nonce_action(aipkit_site: Emulator) -> None:

@@ -25,7 +25,7 @@ from langchain_chatgptes import (
     ResponseFormatError,
     SiteError,
 )
-from langchain_chatgptes._conversation import ChatInput, Turn, Visitor, flatten, transcript
+from langchain_chatgptes._conversation import SYSTEM_PROMPT, ChatInput, Turn, Visitor, flatten
 from langchain_chatgptes._policy import Pipeline, Settings
 from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes.protocols import aipkit, choose_bot, read_page
@@ -329,9 +329,9 @@ def test_each_call_opens_a_fresh_conversation_with_a_stable_session() -> None:
 def test_the_message_is_the_flattened_conversation() -> None:
     request = start().next_request()
     assert request is not None and request.form is not None
-    # A lone message goes as typed: the legacy page's preamble is not AIPKit's.
-    assert dict(request.form)["message"] == "Hello there"
-    assert transcript(CHAT) == "Hello there" != flatten(CHAT)
+    # The same text as on the legacy plugin: the preamble, then the conversation.
+    assert dict(request.form)["message"] == flatten(CHAT)
+    assert flatten(CHAT) == f"{SYSTEM_PROMPT} Hello there"
 
 
 def test_post_id_is_left_out_of_the_stream_query_when_the_page_has_none() -> None:

@@ -24,10 +24,20 @@ class TestChatChatGptEsUnit(ChatModelUnitTests):
             {
                 "CHATGPTES_BASE_URL": "https://chat.example.test",
                 "CHATGPTES_PROXY": "socks5://user:secret@proxy.example.test:1080",
+                "CHATGPTES_PLUGIN": "aipkit",
             },
             {"model": "gpt-4o-mini"},
             {
                 "base_url": "https://chat.example.test",
                 "proxy": "socks5://user:secret@proxy.example.test:1080",
+                "plugin": "aipkit",
             },
         )
+
+
+class TestChatChatGptEsUnitAipkit(TestChatChatGptEsUnit):
+    """The same suite with the AIPKit protocol forced (nothing protocol-specific may leak)."""
+
+    @property
+    def chat_model_params(self) -> dict[str, object]:
+        return {"model": "gpt-4o", "plugin": "aipkit", "bot_id": "123"}
