@@ -14,6 +14,10 @@ to the site (nonces, JSON or event-stream replies, the site's errors)::
 ``data-config`` bots, the cache POST + SSE stream, the nonce refresh endpoint, server-side
 history (``aipkit_version="2.4.0"`` adds ``streamEnabled`` and the JSON endpoint).
 
+``Emulator(plugin="mwai")`` is a site running AI Engine (Meow Apps) 3.6.2: ``data-system`` bots,
+the WordPress REST API with ``rest_cookie_check_errors``, ``POST /mwai/v1/start_session`` and
+``POST /mwai-ui/v1/chats/submit`` (JSON or ``data:`` lines), client-side history.
+
 Needs aiohttp: ``pip install "langchain-chatgptes[emulator]"``. Run it standalone with
 ``python -m langchain_chatgptes.emulator --port 8000``.
 """

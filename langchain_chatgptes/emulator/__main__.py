@@ -41,10 +41,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             "no_data_nonce",
             "no_nonce",
             "both",
+            "mixed",
         ],
         default="standard",
     )
-    add("--plugin", choices=["wpaicg", "aipkit"], default="wpaicg", help="aipkit: AI Power >= 2.3")
+    add(
+        "--plugin",
+        choices=["wpaicg", "aipkit", "mwai"],
+        default="wpaicg",
+        help="aipkit: AI Power >= 2.3; mwai: AI Engine 3.6.2",
+    )
     add("--aipkit-version", default="2.4.71", help="e.g. 2.4.0 for streamEnabled + JSON endpoint")
     add("--bot-id", type=int, action="append", dest="aipkit_bots", help="AIPKit bot (repeatable)")
     add("--aipkit-layout", choices=["inline", "popup"], default="inline")
@@ -53,9 +59,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--no-nonce-refresh", action="store_false", dest="aipkit_nonce_refresh")
     add("--pro", action="store_true", dest="aipkit_pro", help="AIPKit Pro: cross-origin embeds")
     add("--allowed-origin", action="append", default=[], dest="aipkit_allowed_origins")
+    mwai = parser.add_argument_group("AI Engine (--plugin mwai)").add_argument
+    mwai("--mwai-bot", action="append", dest="mwai_bots", help="chatbot id (repeatable)")
+    mwai("--mwai-custom-bot", action="append", default=[], dest="mwai_custom_bots")
+    mwai(
+        "--max-length",
+        type=int,
+        default=512,
+        dest="mwai_text_input_max_length",
+        help="textInputMaxLength (0: none)",
+    )
+    mwai("--instructions", dest="mwai_instructions", help="the system message")
+    mwai("--rest-nonce-in-page", action="store_true", dest="mwai_rest_nonce_in_page")
+    mwai("--no-start-session", action="store_false", dest="mwai_start_session")
+    mwai("--no-stream-option", action="store_false", dest="mwai_stream_option")
+    mwai("--rest-url-style", choices=["pretty", "plain"], default="pretty")
+    mwai("--max-messages", type=int, default=15, dest="mwai_max_messages")
+    mwai("--moderate", action="append", default=[], dest="mwai_moderation", help="a word")
+    mwai("--no-usage", action="store_false", dest="mwai_usage", help="no usage key")
     options = vars(parser.parse_args(argv))
-    if options["aipkit_bots"] is None:
-        del options["aipkit_bots"]  # the default bot
+    options["mwai_rest_url_style"] = options.pop("rest_url_style")
+    for name in ("aipkit_bots", "mwai_bots", "mwai_instructions"):
+        if options[name] is None:
+            del options[name]  # the emulator's default
+    if options["mwai_text_input_max_length"] <= 0:
+        options["mwai_text_input_max_length"] = None  # no length check
     emulator = Emulator(**options).start()
     print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
     try:

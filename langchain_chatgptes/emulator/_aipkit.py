@@ -176,6 +176,10 @@ class AipkitSite:
 
     def page(self, path: str, request: web.Request) -> str:
         """The HTML of the page with the bot(s)."""
+        return render_aipkit_page(self.page_facts(path, request), self._emu.page_variant)
+
+    def page_facts(self, path: str, request: web.Request) -> AipkitPageFacts:
+        """What the page shows of the bots now (also used for a mixed AI Engine page)."""
         emu = self._emu
         version = self.version
         bots: list[AipkitBot] = []
@@ -189,7 +193,7 @@ class AipkitSite:
             bots.append(AipkitBot(bot_id, layout, streaming))
         now = emu.now()
         legacy = None
-        if emu.page_variant == "both":  # a stale legacy box (C.1 step 5)
+        if emu.page_variant in ("both", "mixed"):  # a stale legacy box (C.1 step 5)
             legacy = PageFacts(
                 base_url=emu.base_url,
                 path=path,
@@ -199,7 +203,7 @@ class AipkitSite:
                 rest_nonce="",
                 stream=False,
             )
-        facts = AipkitPageFacts(
+        return AipkitPageFacts(
             base_url=emu.base_url,
             path=path,
             post_id=int(emu.post_id) if emu.post_id.isdigit() else 0,
@@ -212,7 +216,6 @@ class AipkitSite:
             nonce_refresh=self._refresh_registered(),
             legacy_box=legacy,
         )
-        return render_aipkit_page(facts, emu.page_variant)
 
     # --- admin-ajax router (C.2 item 3) -------------------------------------------------------
 

@@ -145,6 +145,35 @@ def _popup(facts: AipkitPageFacts, bot: AipkitBot) -> str:
     )
 
 
+def aipkit_markup(facts: AipkitPageFacts) -> tuple[str, str, str]:
+    """The bots' markup, the stylesheet ``<link>`` and the footer scripts of an AIPKit page.
+
+    Also what a page with bots of another plugin beside AIPKit's reuses (``page_variant=
+    "mixed"`` of the AI Engine mode).
+    """
+    base = facts.base_url
+    version = facts.version
+    boxes = [(_popup if bot.layout == "popup" else _inline)(facts, bot) for bot in facts.bots]
+    css = (
+        f"<link rel='stylesheet' id='aipkit-public-main-css' "
+        f"href='{base}{aip.PLUGIN_PATH}/dist/css/public-main.bundle.css?ver={version}' "
+        f"media='all' />\n"
+    )
+    # wp_localize_script, then the inline-before script, then the bundle (A.1 "Globals").
+    labels = php_json({"text": aip.TEXT_LABELS})
+    assets = (
+        f'<script id="{aip.SCRIPT_ID}-extra">\nvar {aip.CONFIG_GLOBAL} = {labels};\n</script>\n'
+    )
+    if facts.nonce_refresh:
+        assets += (
+            f'<script id="{aip.SCRIPT_ID}-before">\n'
+            f'window.{aip.NONCE_ACTION_GLOBAL} = "{aip.REFRESH_ACTION}";\n</script>\n'
+        )
+    src = f"{base}{aip.SCRIPT_PATH}?ver={version}"
+    assets += f'<script src="{src}" id="{aip.SCRIPT_ID}"></script>\n'
+    return "\n".join(boxes), css, assets
+
+
 def render_aipkit_page(facts: AipkitPageFacts, variant: PageVariant) -> str:
     """The page with the AIPKit bot(s).
 
@@ -155,32 +184,14 @@ def render_aipkit_page(facts: AipkitPageFacts, variant: PageVariant) -> str:
     render as ``standard``.
     """
     base = facts.base_url
-    version = facts.version
     if variant == "no_chat_box":
         shortcodes = "".join(f'<p>[aipkit_chatbot id="{bot.bot_id}"]</p>\n' for bot in facts.bots)
         chat, assets, css = shortcodes, "", ""
     else:
-        boxes = [(_popup if bot.layout == "popup" else _inline)(facts, bot) for bot in facts.bots]
+        boxes, css, assets = aipkit_markup(facts)
         if variant == "both" and facts.legacy_box is not None:
-            boxes.insert(0, legacy_chat_box(facts.legacy_box))
-        chat = "\n".join(boxes) + "\n"
-        css = (
-            f"<link rel='stylesheet' id='aipkit-public-main-css' "
-            f"href='{base}{aip.PLUGIN_PATH}/dist/css/public-main.bundle.css?ver={version}' "
-            f"media='all' />\n"
-        )
-        # wp_localize_script, then the inline-before script, then the bundle (A.1 "Globals").
-        labels = php_json({"text": aip.TEXT_LABELS})
-        assets = (
-            f'<script id="{aip.SCRIPT_ID}-extra">\nvar {aip.CONFIG_GLOBAL} = {labels};\n</script>\n'
-        )
-        if facts.nonce_refresh:
-            assets += (
-                f'<script id="{aip.SCRIPT_ID}-before">\n'
-                f'window.{aip.NONCE_ACTION_GLOBAL} = "{aip.REFRESH_ACTION}";\n</script>\n'
-            )
-        src = f"{base}{aip.SCRIPT_PATH}?ver={version}"
-        assets += f'<script src="{src}" id="{aip.SCRIPT_ID}"></script>\n'
+            boxes = "\n".join(filter(None, (legacy_chat_box(facts.legacy_box), boxes)))
+        chat = boxes + "\n"
     body_class = ("home " if not facts.path else "") + (
         f"page-template-default page page-id-{facts.post_id}"
     )

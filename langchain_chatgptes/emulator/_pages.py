@@ -9,7 +9,7 @@ from langchain_chatgptes.emulator._plugin import AJAX_PATH, CHAT_BOX_CLASS, PARA
 from langchain_chatgptes.emulator._wordpress import php_json
 
 PageVariant = Literal[
-    "standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce", "both"
+    "standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce", "both", "mixed"
 ]
 _PLUGIN = "/wp-content/plugins/gpt3-ai-content-generator"
 
@@ -97,7 +97,8 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
     page with the plugin switched off (no chat box, no ``wpaicgParams``), still HTTP 200;
     ``no_data_nonce`` is what caching and optimisation plugins leave: the chat box without
     ``data-nonce`` (the nonce only in ``wpaicgParams.search_nonce``); ``no_nonce`` has neither.
-    ``both`` only means something for the AIPKit page; here it is ``standard``.
+    ``both`` only means something for the AIPKit page and ``mixed`` for the AI Engine one;
+    here they are ``standard``.
     """
     base, attrs = facts.base_url, _chat_box_attributes(facts)
     if variant in ("no_data_nonce", "no_nonce"):

@@ -9,17 +9,19 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from langchain_chatgptes.emulator import _aipkit_plugin as aip
+from langchain_chatgptes.emulator import _mwai_plugin as mw
 from langchain_chatgptes.emulator import _plugin as plugin
 from langchain_chatgptes.emulator import _wordpress as wp
 from langchain_chatgptes.emulator._aipkit import AipkitSite, request_action
 from langchain_chatgptes.emulator._aipkit_pages import AipkitLayout
 from langchain_chatgptes.emulator._faults import FAULT_KINDS, raw_response, send_fault
+from langchain_chatgptes.emulator._mwai import MwaiSite, rest_route
 from langchain_chatgptes.emulator._pages import (
     CHALLENGE_HEADERS,
     CHALLENGE_PAGE,
@@ -61,9 +63,15 @@ class RecordedRequest:
         time: When it arrived, on the emulator's clock.
         nonce_valid: For admin-ajax POSTs, whether ``_wpnonce`` verified; in AIPKit mode,
             for the chat actions (cache, stream, non-stream message), whether ``_ajax_nonce``
-            verified where the plugin reads it; None otherwise.
+            verified where the plugin reads it; in AI Engine mode, for REST requests, whether
+            the nonce ``rest_cookie_check_errors`` reads (``_wpnonce``, else the
+            ``X-WP-Nonce`` header) verified (None when there is none); None otherwise.
         peer: The client's address and port (one per connection: kept-alive connections
             show the same port).
+        json: The decoded body when it is JSON-typed (``WP_REST_Request`` rules: e.g.
+            ``application/json``) and decodes; None otherwise. The AI Engine submit's
+            ``botId``, ``newMessage``, ``messages``, ``stream``, … are read from here.
+        cookies: The request's cookies (``$_COOKIE``: url-decoded, the first of a name wins).
     """
 
     method: str
@@ -75,11 +83,21 @@ class RecordedRequest:
     time: float
     nonce_valid: bool | None
     peer: tuple[str, int] = ("", 0)
+    json: Any = None
+    cookies: dict[str, str] = field(default_factory=dict)
 
     @property
     def action(self) -> str:
         """The admin-ajax ``action`` (``$_REQUEST``: the body's over the query's), or ``""``."""
         return request_action(self.query, self.form) if self.path == plugin.AJAX_PATH else ""
+
+    @property
+    def route(self) -> str:
+        """The WordPress REST route addressed (``/wp-json/<route>`` or ``?rest_route=``), or ``""``.
+
+        E.g. ``/mwai-ui/v1/chats/submit``; ``/`` for the index.
+        """
+        return rest_route(self.path, self.query) or ""
 
 
 @dataclass(kw_only=True, eq=False)
@@ -99,8 +117,21 @@ class Emulator:
     ``banned_ips`` and ``token_limit`` (guest tokens per ``session_id``; ``0`` disables
     guests; refused once the usage reaches it) apply to both.
 
+    ``plugin="mwai"`` turns it into a site running AI Engine (Meow Apps) 3.6.2
+    (``shared/reference/wp-chat-plugins.md`` Part B): the page carries
+    ``div.mwai-chatbot-container`` bots (``data-params``/``data-system``/``data-theme``), the
+    WordPress REST API (``/wp-json/…`` or ``?rest_route=…``) answers
+    ``POST /mwai/v1/start_session`` and ``POST /mwai-ui/v1/chats/submit`` (JSON, or
+    ``data:`` lines when the body says ``"stream": true``), every REST request passes
+    ``rest_cookie_check_errors`` first, and admin-ajax registers nothing (HTTP 400 ``0``)
+    unless ``page_variant="mixed"``, where AIPKit runs too. ``stream``, ``nonce_failure``,
+    ``sanitize``, ``checkbox_field`` and ``legacy_trailing_json`` do nothing there;
+    ``banned_words`` (``/\bword\b/iu`` on ``newMessage``), ``banned_ips`` (addresses or CIDR
+    ranges) and ``token_limit`` (guest *queries* per session, the plugin's default limit
+    type; ``0`` refuses every one) apply; ``latency`` delays every REST request but OPTIONS.
+
     Attributes:
-        plugin: ``wpaicg`` (the legacy AI Power plugin <= 2.2) or ``aipkit``.
+        plugin: ``wpaicg`` (the legacy AI Power plugin <= 2.2), ``aipkit`` or ``mwai``.
         host: Interface to listen on.
         port: Port (0 picks a free one; read it back after :meth:`start`).
         stream: The plugin's ``wpaicg_shortcode_stream`` option: answer with an event stream.
@@ -125,7 +156,10 @@ class Emulator:
         page_variant: ``standard``, ``minified``, ``noisy``, ``no_chat_box``,
             ``no_data_nonce`` or ``no_nonce`` HTML (see ``render_page``); in AIPKit mode
             ``standard``, ``both`` (a stale legacy chat box before the bots) or
-            ``no_chat_box`` (the shortcode printed verbatim), see ``render_aipkit_page``.
+            ``no_chat_box`` (the shortcode printed verbatim), see ``render_aipkit_page``; in
+            AI Engine mode ``standard``, ``no_chat_box`` (the plugin off: shortcodes printed
+            verbatim, its REST routes gone) or ``mixed`` (a stale legacy box and the
+            ``aipkit_bots`` before the AI Engine bots, AIPKit's admin-ajax actions live).
         redirect_to: Answer every request with HTTP 301 to this base URL plus the path
             (a site that moved, or http -> https, www -> bare host).
         responder: Chooses the answers (None: :class:`EchoResponder`).
@@ -159,6 +193,32 @@ class Emulator:
             first in first out, to the next ``aipkit_cache_sse_message`` POSTs instead of
             the plugin's answer.
         refresh_faults: The same for ``aipkit_get_frontend_chat_nonce``.
+        mwai_bots: AI Engine: registered chatbot ids shown on the page, in order (each one
+            renders; ``default`` always exists on the server, and any other ``botId`` a
+            submit names falls back to it).
+        mwai_custom_bots: AI Engine: ``customId`` s of shortcodes with server overrides,
+            rendered after ``mwai_bots`` with ``botId: null``; serving the page stores their
+            transient for 24 h (emulator clock); such bots have no length check.
+        mwai_text_input_max_length: ``textInputMaxLength`` of the registered bots (None: no
+            key, no check), or a mapping bot id -> length (missing ids: 512).
+        mwai_instructions: The bots' ``instructions`` (the upstream ``system`` message;
+            ``""``: none), or a mapping bot id or customId -> instructions.
+        mwai_rest_nonce_in_page: Embed a guest ``wp_rest`` nonce in ``data-system.restNonce``
+            (2.0.1-2.4.3, or a page cache freezing one); False: ``null`` (guests >= 2.4.4).
+        mwai_start_session: Whether ``/mwai/v1/start_session`` exists (False: before 2.4.4,
+            HTTP 404 ``rest_no_route``).
+        mwai_stream_option: The ``ai_streaming`` option shown as ``data-system.stream`` (the
+            server follows the body's ``stream`` whatever it says).
+        mwai_rest_url_style: ``pretty`` (``restUrl`` ``…/wp-json``) or ``plain`` (``…/index.php
+            ?rest_route=``; ``/wp-json/…`` is then the site's 404 page).
+        mwai_max_messages: ``maxMessages``: history turns kept after ``messages[0]`` (0: all).
+        mwai_moderation: Words the stand-in moderation flags in ``newMessage``
+            (case-insensitive substrings; empty: moderation off).
+        mwai_usage: ``usage`` in the final reply: ``True``/``"tokens"`` (estimated counts),
+            ``"null"`` (``"usage": null``, as when a reply carries none) or
+            ``False``/``"omit"`` (no key; 3.6.2 always has one, but clients should cope).
+        session_faults: Replies (:meth:`Reply.raw`, ``reset``, ``hang``, ``drip``) given,
+            first in first out, to the next ``start_session`` POSTs instead of the answer.
     """
 
     host: str = "127.0.0.1"
@@ -183,7 +243,7 @@ class Emulator:
     redirect_to: str | None = None
     responder: Responder | None = None
     on_flush: Callable[[bytes], None] | None = None
-    plugin: Literal["wpaicg", "aipkit"] = "wpaicg"
+    plugin: Literal["wpaicg", "aipkit", "mwai"] = "wpaicg"
     aipkit_version: str = aip.LATEST_VERSION
     aipkit_bots: Sequence[int] = (123,)
     aipkit_layout: AipkitLayout | Mapping[int, AipkitLayout] = "inline"
@@ -197,6 +257,18 @@ class Emulator:
     aipkit_provider: str = "OpenAI"
     cache_faults: list[Reply] = field(default_factory=list)
     refresh_faults: list[Reply] = field(default_factory=list)
+    mwai_bots: Sequence[str] = (mw.DEFAULT_BOT,)
+    mwai_custom_bots: Sequence[str] = ()
+    mwai_text_input_max_length: int | Mapping[str, int | None] | None = mw.DEFAULT_MAX_LENGTH
+    mwai_instructions: str | Mapping[str, str] = mw.DEFAULT_INSTRUCTIONS
+    mwai_rest_nonce_in_page: bool = False
+    mwai_start_session: bool = True
+    mwai_stream_option: bool = True
+    mwai_rest_url_style: Literal["pretty", "plain"] = "pretty"
+    mwai_max_messages: int = mw.MAX_MESSAGES
+    mwai_moderation: Sequence[str] = ()
+    mwai_usage: bool | Literal["tokens", "null", "omit"] = True
+    session_faults: list[Reply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._offset = 0.0
@@ -207,6 +279,7 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._aipkit = AipkitSite(self)
+        self._mwai = MwaiSite(self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -322,18 +395,56 @@ class Emulator:
             return list(self._requests)
 
     def page_requests(self) -> list[RecordedRequest]:
-        """The GETs of the chat page."""
-        return [r for r in self.requests if r.method == "GET" and r.path in (*_PAGES, "/chat")]
+        """The GETs of the chat page (AI Engine: not those with a ``rest_route``)."""
+        return [
+            r
+            for r in self.requests
+            if r.method == "GET" and r.path in (*_PAGES, "/chat") and not self._is_rest(r)
+        ]
 
     def chat_requests(self) -> list[RecordedRequest]:
         """The POSTs to admin-ajax.
 
         In AIPKit mode, every admin-ajax request of a chat turn: cache POSTs, stream GETs and
-        non-stream message POSTs (not nonce refreshes, not OPTIONS preflights).
+        non-stream message POSTs (not nonce refreshes, not OPTIONS preflights). In AI Engine
+        mode, the ``/mwai-ui/v1/chats/submit`` POSTs (:meth:`submit_requests`).
         """
+        if self.plugin == "mwai":
+            return self.submit_requests()
         if self.plugin == "aipkit":
             return [r for r in self._ajax_calls() if r.action in aip.CHAT_ACTIONS]
         return [r for r in self.requests if r.method == "POST" and r.path == plugin.AJAX_PATH]
+
+    def _is_rest(self, record: RecordedRequest) -> bool:
+        return self.plugin == "mwai" and self._mwai.route_of(record.path, record.query) is not None
+
+    def rest_requests(self) -> list[RecordedRequest]:
+        """AI Engine: every request the WordPress REST API answered (any route or method)."""
+        return [r for r in self.requests if self._is_rest(r)]
+
+    def _route_posts(self, route: str) -> list[RecordedRequest]:
+        # WordPress matches routes case-insensitively.
+        return [
+            r
+            for r in self.rest_requests()
+            if r.method == "POST" and r.route.lower() == route.lower()
+        ]
+
+    def submit_requests(self) -> list[RecordedRequest]:
+        """AI Engine: the ``POST /mwai-ui/v1/chats/submit`` requests (``.json`` is the body)."""
+        return self._route_posts(mw.SUBMIT_ROUTE)
+
+    def session_requests(self) -> list[RecordedRequest]:
+        """AI Engine: the ``POST /mwai/v1/start_session`` requests."""
+        return self._route_posts(mw.SESSION_ROUTE)
+
+    def mwai_checksum(self, chat_id: str) -> str | None:
+        """AI Engine: the stored messages checksum of a ``chatId`` (B.4), if any."""
+        return self._mwai.checksum(chat_id)
+
+    def mwai_integrity_mismatches(self) -> list[str]:
+        """AI Engine: the ``chatId`` s whose messages failed the checksum (only logged, B.4)."""
+        return self._mwai.integrity_mismatches()
 
     def ajax_requests(self) -> list[RecordedRequest]:
         """Every request to admin-ajax, whatever its method or action."""
@@ -361,11 +472,16 @@ class Emulator:
         return self._aipkit.history(bot_id, conversation_uuid, session_id)
 
     def clear(self) -> None:
-        """Forget recorded requests and token usage (AIPKit: also cache and histories)."""
+        """Forget recorded requests and token usage (AIPKit: also cache and histories).
+
+        AI Engine: also the custom bots' transients (served again with the next page), the
+        checksums, the integrity warnings and the guests' query counts.
+        """
         with self._lock:
             self._requests.clear()
             self._usage.clear()
         self._aipkit.clear()
+        self._mwai.clear()
 
     def now(self) -> float:
         """The emulator's time: ``clock()`` plus what :meth:`advance` added."""
@@ -376,7 +492,12 @@ class Emulator:
         self._offset += seconds
 
     def current_nonce(self) -> str:
-        """The chat nonce the page shows now (AIPKit: ``aipkit_frontend_chat_nonce``)."""
+        """The chat nonce the page shows now (AIPKit: ``aipkit_frontend_chat_nonce``).
+
+        AI Engine: the guest ``wp_rest`` nonce ``start_session`` hands out.
+        """
+        if self.plugin == "mwai":
+            return self._mwai.nonce()
         if self.plugin == "aipkit":
             return self._aipkit.nonce()
         return wp.create_nonce(self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
@@ -391,17 +512,22 @@ class Emulator:
             if request.method == "POST"
             else {}
         )
-        is_chat = request.method == "POST" and request.path == plugin.AJAX_PATH
-        nonce = {**query, **form}.get("_wpnonce", "")
-        nonce_valid = self._nonce_ok(nonce) if is_chat else None
-        if self.plugin == "aipkit":
-            is_ajax = request.path == plugin.AJAX_PATH
-            nonce_valid = self._aipkit.nonce_valid(query, form) if is_ajax else None
-            is_chat = is_ajax and request.method != "OPTIONS"  # latency for every answer
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        is_chat = request.method == "POST" and request.path == plugin.AJAX_PATH
+        nonce = {**query, **form}.get("_wpnonce", "")
+        nonce_valid = self._nonce_ok(nonce) if is_chat else None
+        route = self._mwai.route_of(request.path, query) if self.plugin == "mwai" else None
+        if self._aipkit_live():
+            is_ajax = request.path == plugin.AJAX_PATH
+            nonce_valid = self._aipkit.nonce_valid(query, form) if is_ajax else None
+            is_chat = is_ajax and request.method != "OPTIONS"  # latency for every answer
+        elif self.plugin == "mwai":
+            is_chat, nonce_valid = False, None  # admin-ajax has no action registered
+        if route is not None:
+            nonce_valid = self._mwai.nonce_valid(query, form, headers)
         record = RecordedRequest(
             method=request.method,
             path=request.path,
@@ -412,6 +538,8 @@ class Emulator:
             time=self.now(),
             nonce_valid=nonce_valid,
             peer=_peer(request),
+            json=wp.json_params(request.headers.get("Content-Type", ""), body)[0],
+            cookies=wp.parse_cookies(request.headers.get("Cookie", "")),
         )
         with self._lock:
             self._requests.append(record)
@@ -420,6 +548,10 @@ class Emulator:
             raise web.HTTPMovedPermanently(self.redirect_to.rstrip("/") + request.path_qs)
         if self.cloudflare == "both" or self.cloudflare == request.method.lower():
             return web.Response(status=403, body=CHALLENGE_PAGE.encode(), headers=CHALLENGE_HEADERS)
+        if route is not None:
+            if self.latency and request.method != "OPTIONS":
+                await asyncio.sleep(self.latency)
+            return await self._mwai.rest(request, route, query, form, body)
         if request.path == plugin.AJAX_PATH:
             if is_chat and self.latency:
                 await asyncio.sleep(self.latency)
@@ -438,8 +570,16 @@ class Emulator:
     def _nonce_ok(self, nonce: str) -> bool:
         return wp.verify_nonce(nonce, self.secret, plugin.NONCE_ACTION, self.now(), self.nonce_life)
 
+    def _aipkit_live(self) -> bool:
+        """Whether AIPKit answers admin-ajax: its own mode, or beside AI Engine ("mixed")."""
+        return self.plugin == "aipkit" or (self.plugin == "mwai" and self.page_variant == "mixed")
+
     def _page(self, path: str, request: web.Request) -> web.Response:
         links = f'<{self.base_url}/wp-json/>; rel="https://api.w.org/"'
+        if self.plugin == "mwai":
+            html = self._mwai.page(path, request)
+            headers = {"Content-Type": _HTML, "Link": self._mwai.link_header()}
+            return web.Response(body=html.encode(), headers=headers)
         if self.plugin == "aipkit":
             html = self._aipkit.page(path, request)
             return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
@@ -476,9 +616,12 @@ class Emulator:
     ) -> web.StreamResponse:
         """admin-ajax.php and the plugin's handler, check by check."""
         cors = self._cors(request.headers.get("Origin", ""))
-        if self.plugin == "aipkit":
+        if self._aipkit_live():
             core = {"Content-Type": _HTML, "X-Robots-Tag": "noindex", **cors}
             return await self._aipkit.ajax(request, query, form, core)
+        if self.plugin == "mwai":  # AI Engine registers no admin-ajax action for visitors
+            headers = {"Content-Type": _HTML, "X-Robots-Tag": "noindex", **cors}
+            return web.Response(status=400, text="0", headers=headers)
         if request.method == "OPTIONS":
             return web.Response(
                 status=200 if cors else 403, headers={"Content-Type": _HTML, **cors}
@@ -524,7 +667,7 @@ class Emulator:
         )
         answer = (self.responder or EchoResponder())(chat)
         reply = Reply.text(answer) if isinstance(answer, str) else answer
-        if reply.kind in ("sequence", "warning", "aipkit_event"):  # AIPKit-only: their text
+        if reply.kind in ("sequence", "warning", "aipkit_event", "mwai_event"):  # their text
             reply = Reply.text(reply.answer_text())
         if reply.kind == "text":
             # The plugin's stream-mode estimate: 21 tokens per 100 characters.

@@ -22,6 +22,30 @@ _TOOLS = re.compile(r"<tools>\n(.*?)\n</tools>", re.S)
 _SCHEMA = re.compile(r"<response_schema>\n(.*?)\n</response_schema>", re.S)
 _NAMED = re.compile(r'You MUST call the tool "([^"]+)"')
 _TURN = re.compile(r"^(User|Tool result(?: error)?)(?: \([^)\n]*\))?: ", re.M)
+_LABELLED = re.compile(r"^[A-Z][a-z]+(?: [a-z]+)*(?: \([^)\n]*\))?: ")
+
+
+def _prompt_text(request: ChatRequest) -> str:
+    """The whole prompt as one text, whatever the plugin.
+
+    AI Engine takes the conversation as a list (``upstream_messages``): it is written as the
+    one-text form this model reads (system text, then ``Label: text`` turns). A closing
+    "Continue." turn only asks to go on from the turn before it.
+    """
+    if request.body is None:
+        return request.message
+    lines = []
+    for item in request.upstream_messages:
+        role, content = item.get("role", ""), item.get("content", "")
+        if role == "system" or _LABELLED.match(content):
+            lines.append(content)
+        else:
+            lines.append(f"{'Assistant' if role == 'assistant' else 'User'}: {content}")
+    if lines and lines[-1] == "User: Continue.":
+        lines.pop()
+    return "\n".join(lines) + "\nAssistant:"
+
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _QUOTED = re.compile(r"['\"“‘「«]([^'\"”’」»]+)['\"”’」»]")  # noqa: RUF001 (typographic quotes are meant)
 _PLACE = re.compile(r"\bin ([^?.!]+)")
@@ -84,7 +108,7 @@ class ToolModelResponder:
 
     def __call__(self, request: ChatRequest) -> Reply | str:
         """Read the prompt and answer as described in the class docstring."""
-        message = request.message
+        message = _prompt_text(request)
         tools = json.loads(match.group(1)) if (match := _TOOLS.search(message)) else []
         schema = json.loads(match.group(1)) if (match := _SCHEMA.search(message)) else None
         turns = list(_TURN.finditer(message))

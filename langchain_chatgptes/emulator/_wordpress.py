@@ -15,7 +15,7 @@ import re
 from email import policy
 from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from langchain_chatgptes.emulator._plugin import GREETING
 
@@ -198,3 +198,138 @@ def absint(value: str) -> int:
     """``absint`` of a request string: its leading integer, made non-negative (0 if none)."""
     match = re.match(r"\s*[+-]?\d+", value)
     return abs(int(match[0])) if match else 0
+
+
+# --- PHP and WordPress REST details used by the AI Engine mode --------------------------------
+
+
+def _php_float(number: float) -> str:
+    """A float as PHP >= 7.1 ``json_encode`` writes it (``serialize_precision = -1``).
+
+    The shortest round-trip digits, like Python's ``repr``, but PHP keeps ``.0`` in the
+    mantissa and writes the exponent without padding (``4.0e-5``, ``1.0e+25``), and only
+    switches to it above 17 integer digits.
+    """
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("json_encode cannot encode NAN or INF")
+    text = repr(number)
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    power = int(exponent)
+    if 0 <= power < 17:  # Python goes exponential from 1e16, PHP from 1e17
+        return f"{int(number)}.0"
+    if "." not in mantissa:
+        mantissa += ".0"
+    return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
+
+
+def php_encode(obj: Any) -> str:
+    r"""``json_encode($x)`` with default flags, floats included (see :func:`php_json`).
+
+    ``/`` is ``\/``, non-ASCII is ``\uXXXX`` (surrogate pairs above U+FFFF), floats keep
+    ``.0``; a tuple or list is an array, a dict an object (an empty one ``{}``).
+    """
+    if obj is None or isinstance(obj, bool | int | str):
+        return php_json(obj)
+    if isinstance(obj, float):
+        return _php_float(obj)
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(php_encode(item) for item in obj) + "]"
+    if isinstance(obj, dict):
+        items = (php_json(str(key)) + ":" + php_encode(value) for key, value in obj.items())
+        return "{" + ",".join(items) + "}"
+    raise TypeError(f"not JSON-encodable: {obj!r}")
+
+
+def htmlspecialchars(text: str) -> str:
+    """``htmlspecialchars($text, ENT_QUOTES, 'UTF-8')``: every ``& " ' < >``, entities included."""
+    for char, entity in (("&", "&amp;"), ('"', "&quot;"), ("'", "&#039;"), ("<", "&lt;")):
+        text = text.replace(char, entity)
+    return text.replace(">", "&gt;")
+
+
+_NUMERIC = re.compile(r"[ \t\n\r\v\f]*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?[ \t\n\r\v\f]*")
+
+
+def is_numeric(value: Any) -> bool:
+    """PHP 8 ``is_numeric``: numbers, and strings that are a decimal number (blanks allowed)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return isinstance(value, str) and _NUMERIC.fullmatch(value) is not None
+
+
+def php_truthy(value: Any) -> bool:
+    """PHP's truth of a decoded JSON value: ``"0"``, ``""``, ``0``, ``[]`` and null are false."""
+    if isinstance(value, str):
+        return value not in ("", "0")
+    return bool(value)
+
+
+def php_string(value: Any) -> str | None:
+    """``(string) $value`` of a ``json_decode`` d scalar; None for an array (a PHP TypeError)."""
+    if value is None or value is False:
+        return ""
+    if value is True:
+        return "1"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    return None
+
+
+def php_trim(text: str) -> str:
+    r"""PHP ``trim``: strips `` \t\n\r\0\x0B`` only."""
+    return text.strip(_PHP_TRIM)
+
+
+def parse_cookies(header: str) -> dict[str, str]:
+    """PHP's ``$_COOKIE`` from a ``Cookie`` header: values url-decoded, the first of a name wins."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, sep, value = pair.strip().partition("=")
+        if sep and name and name not in cookies:
+            cookies[name] = unquote(value.strip())
+    return cookies
+
+
+# The pattern as WordPress has it ("&-^" is a range there too).
+_JSON_MEDIA = re.compile(r"(^|\s|,)application/([\w!#$&-^.+]+\+)?json(\+oembed)?($|\s|;|,)", re.I)
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``wp_is_json_media_type``: whether ``WP_REST_Request`` parses the body as JSON."""
+    return _JSON_MEDIA.search(content_type) is not None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # PHP's json_decode knows no NaN / Infinity
+
+
+JSON_ERROR_SYNTAX = (4, "Syntax error")
+JSON_ERROR_UTF8 = (5, "Malformed UTF-8 characters, possibly incorrectly encoded")
+"""``json_last_error()`` / ``json_last_error_msg()`` pairs."""
+
+
+def json_params(content_type: str, body: bytes) -> tuple[Any, tuple[int, str] | None]:
+    """``WP_REST_Request::get_json_params`` and its ``parse_json_params`` check.
+
+    Returns:
+        ``(params, None)``: the decoded body (None when the body is empty or not JSON typed),
+        or ``(None, (code, message))`` as ``json_last_error()`` and ``json_last_error_msg()``
+        when a JSON-typed body does not decode (the REST server answers 400
+        ``rest_invalid_json``).
+    """
+    if not is_json_media_type(content_type) or not body:
+        return None, None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, JSON_ERROR_UTF8
+    try:
+        return json.loads(text, parse_constant=_no_constants), None
+    except ValueError:
+        return None, JSON_ERROR_SYNTAX

@@ -30,6 +30,7 @@ ReplyKind = Literal[
     "drip",
     "warning",
     "aipkit_event",
+    "mwai_event",
     "sequence",
 ]
 
@@ -47,7 +48,8 @@ class Reply:
         content_type: Content-Type of a :meth:`raw` reply.
         headers: Extra headers of a :meth:`raw` reply.
         seconds: How long :meth:`hang` waits, or :meth:`drip` waits between pieces.
-        data: The JSON payload of an :meth:`aipkit_event`.
+        data: The JSON payload of an :meth:`aipkit_event`; for an :meth:`mwai_event`, a
+            mapping with the event's ``data``, ``visibility`` and ``metadata``.
         parts: The pieces of a :meth:`sequence`.
 
     The AIPKit plugin (``Emulator(plugin="aipkit")``) renders the same replies as stream
@@ -59,6 +61,15 @@ class Reply:
     :meth:`reset`, :meth:`hang` and :meth:`drip` replace the whole stream reply. The
     AIPKit-only :meth:`warning`, :meth:`aipkit_event` and :meth:`sequence` answer their
     text in legacy mode.
+
+    AI Engine (``Emulator(plugin="mwai")``, reference Part B) renders :meth:`text` as
+    ``{"type":"live","data":…}`` lines and a final ``end`` line (or, with ``stream:false``,
+    the ``build_final_res`` JSON); :meth:`error` as a rejection raised before the stream
+    headers (HTTP 200 ``data: {"type":"error",…}`` still under ``application/json``, or 500
+    JSON); :meth:`site_error`, :meth:`exception`, :meth:`flag` and :meth:`token_limit` (the
+    guests' over-limit message) as errors raised once the stream is open (an ``error`` line,
+    or 500 JSON); :meth:`warning` and :meth:`mwai_event` as event objects (``subtype``);
+    :meth:`raw`, :meth:`reset`, :meth:`hang` and :meth:`drip` replace the whole submit reply.
     """
 
     kind: ReplyKind
@@ -110,6 +121,7 @@ class Reply:
         """AIPKit: a non-fatal ``warning`` event ``{"error": msg}`` with ``id: err-<unix>``.
 
         Its text is also appended to the reply the site stores in the history (A.3.4).
+        AI Engine shows it as an event object of subtype ``warning`` (not answer text).
         """
         return cls("warning", msg)
 
@@ -133,6 +145,31 @@ class Reply:
         return cls.aipkit_event("citations", [dict(item) for item in items])
 
     @classmethod
+    def mwai_event(
+        cls,
+        subtype: str,
+        data: Any = "",
+        *,
+        visibility: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Reply:
+        """AI Engine: one event object (a ``live`` line with a ``subtype``, reference B.3).
+
+        E.g. ``thinking``, ``status``, ``tool_call``, ``web_search``, ``debug``. Only a
+        ``content`` event's ``data`` is part of the answer (the official JS appends it); the
+        others are progress. Other plugins ignore it.
+
+        Args:
+            subtype: The event's ``subtype``.
+            data: Its ``data`` (usually a string).
+            visibility: ``visible``, ``hidden`` or ``collapsed`` (default: the plugin's
+                default for the subtype).
+            metadata: Its ``metadata`` object (left out when empty, as the plugin does).
+        """
+        payload = {"data": data, "visibility": visibility, "metadata": dict(metadata or {})}
+        return cls("mwai_event", subtype, data=payload)
+
+    @classmethod
     def sequence(cls, *parts: Reply | str) -> Reply:
         """AIPKit: an answer in pieces, in order, all after ``message_start``.
 
@@ -141,12 +178,14 @@ class Reply:
         :meth:`site_error` or :meth:`exception` (``error`` and no ``done``: a provider
         failing mid-answer), :meth:`reset` or :meth:`hang` (the connection drops, or stalls
         and drops, mid-stream). Without an ending the stream ends with ``done``. In legacy
-        mode a sequence answers its text.
+        mode a sequence answers its text. AI Engine takes :meth:`mwai_event` parts too (the
+        other plugins skip them) and renders the text as ``live`` lines; an ending there is
+        the text, then an ``error`` line (or the dropped connection), and no ``end``.
         """
         items = tuple(Reply.text(part) if isinstance(part, str) else part for part in parts)
         endings = ("site_error", "exception", "reset", "hang")
         for index, item in enumerate(items):
-            if item.kind not in ("text", "warning", "aipkit_event", *endings):
+            if item.kind not in ("text", "warning", "aipkit_event", "mwai_event", *endings):
                 raise ValueError(f"a sequence cannot hold a {item.kind!r} reply")
             if item.kind in endings and index != len(items) - 1:
                 raise ValueError(f"{item.kind!r} can only end a sequence")
@@ -203,20 +242,30 @@ class ChatRequest:
 
     Attributes:
         message: The ``message`` field after the plugin's sanitising (AIPKit: the message
-            cached by ``aipkit_cache_sse_message``, or the non-stream POST's ``message``).
+            cached by ``aipkit_cache_sse_message``, or the non-stream POST's ``message``;
+            AI Engine: the trimmed ``newMessage``).
         form: The fields the plugin read (body only, or ``$_REQUEST`` in legacy mode;
-            AIPKit: the stream's query parameters, or the non-stream POST's fields).
-        client_id: ``wpaicg_chat_client_id`` (AIPKit: ``session_id``).
+            AIPKit: the stream's query parameters, or the non-stream POST's fields; AI Engine:
+            the JSON body's keys, non-string values JSON-encoded).
+        client_id: ``wpaicg_chat_client_id`` (AIPKit: ``session_id``; AI Engine: the query's
+            session: the body's ``session`` if set, else the ``mwai_session_id`` cookie, else
+            the id the request was just given).
         upstream_messages: The message list the plugin would send upstream: the greeting,
             the parsed ``wpaicg_chat_history`` items and the current turn (AIPKit: the last
             ``max_messages`` stored turns of the conversation and the current message; no
-            system message).
+            system message; AI Engine: the bot's instructions as a ``system`` message, the
+            body's ``messages`` windowed as in B.4 with their ``role`` and ``content`` only,
+            and ``newMessage`` as a ``user`` turn; a role or content that is not a string is
+            given JSON-encoded, a missing one as ``""``).
+        body: AI Engine: the decoded JSON body of the submit request (``form`` holds the
+            same keys with non-string values JSON-encoded); None for the other plugins.
     """
 
     message: str
     form: Mapping[str, str]
     client_id: str
     upstream_messages: list[dict[str, str]]
+    body: Mapping[str, Any] | None = None
 
 
 Responder = Callable[[ChatRequest], Reply | str]
