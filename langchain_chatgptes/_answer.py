@@ -157,12 +157,19 @@ class _Attempt:
     ended: bool = False  # the site's reply ended
 
     @classmethod
-    def start(cls, spec: AnswerSpec, messages: Sequence[BaseMessage], visitor: Visitor) -> _Attempt:
-        """A fresh attempt at this conversation."""
+    def start(
+        cls,
+        spec: AnswerSpec,
+        messages: Sequence[BaseMessage],
+        visitor: Visitor,
+        *,
+        follow_up: bool = False,
+    ) -> _Attempt:
+        """A fresh attempt at this conversation (``follow_up``: a re-ask)."""
         parses = spec.tool_names is not None or spec.json_only
         return cls(
             spec=spec,
-            chat=chat_input(messages, spec.instructions, visitor),
+            chat=chat_input(messages, spec.instructions, visitor, follow_up=follow_up),
             shaper=TextShaper(spec.stop, spec.max_tokens),
             filter=ReplyFilter(hold=spec.choice.forces_call or spec.json_only) if parses else None,
         )
@@ -279,7 +286,7 @@ class AnswerEngine:
         """
         conversation = self.messages
         for retry in range(self.spec.max_tool_retries + 1):
-            attempt = _Attempt.start(self.spec, conversation, self.visitor)
+            attempt = _Attempt.start(self.spec, conversation, self.visitor, follow_up=retry > 0)
             lead = ""
             async with aclosing(run(attempt.chat)) as batches:
                 async for batch in batches:

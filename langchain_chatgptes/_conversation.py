@@ -59,11 +59,14 @@ class ChatInput:
         instructions: Tools, the tool rule and the answer format, as prompt text ("" if
             none); the protocol decides where it goes.
         visitor: The visitor's ids.
+        follow_up: A re-ask (the last turn is the package's own correction, not the
+            user's): protocols that send the latest human turn apart treat it as context.
     """
 
     turns: tuple[Turn, ...]
     instructions: str
     visitor: Visitor
+    follow_up: bool = False
 
 
 def render_turns(turns: tuple[Turn, ...], *, labelled: bool = False) -> str:

@@ -37,6 +37,7 @@ from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes.errors import (
     ChatGptEsError,
     HTTPStatusError,
+    NonceNotFoundError,
     NonceRejectedError,
     RateLimitError,
     RequestTimeoutError,
@@ -218,6 +219,8 @@ class Pipeline:
                 page = self.cache.get(self.settings.page_url) or await self.page()
                 bot = choose_bot(page, self.settings.plugin, self.settings.bot_id)
                 state = self.cache.state(self.settings.page_url, bot)
+                if protocol_named(bot.protocol).prepare(bot, state) is not None:
+                    state = await self._prepare(bot)
                 call = protocol_named(bot.protocol).start(bot, state, chat)
                 yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id})]
                 try:
@@ -266,18 +269,55 @@ class Pipeline:
             if events:
                 yield events
 
+    async def _prepare(self, bot: Bot) -> BotState:
+        """Run the protocol's set-up call for ``bot`` (a session), once for all callers."""
+        key = self.settings.page_url
+        protocol = protocol_named(bot.protocol)
+        ready: list[BotState] = []
+
+        async def work() -> None:
+            state = self.cache.state(key, bot)
+            setup = protocol.prepare(bot, state)
+            if setup is not None:
+                async for _ in self._run(setup):
+                    pass
+                new_state = setup.new_state()
+                if new_state is None:
+                    raise NonceNotFoundError(
+                        f"The page at {bot.page_url} gives no nonce for the {bot.protocol} bot "
+                        f"{bot.bot_id!r}, and the site has no session endpoint to get one.",
+                        page_url=bot.page_url,
+                        missing=("nonce",),
+                    )
+                self.cache.set_state(key, bot, new_state)
+                state = new_state
+            ready.append(state)
+
+        await self.cache.once(("prepare", key, bot.protocol, bot.bot_id), work)
+        # A caller that waited reads what the first one stored.
+        return ready[0] if ready else self.cache.state(key, bot)
+
     async def _refresh(self, bot: Bot, state: BotState) -> None:
-        """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again."""
+        """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again.
+
+        Callers refused the same nonce at the same time share one refresh.
+        """
         key = self.settings.page_url
         self.nonce_refreshes += 1
         refresh = protocol_named(bot.protocol).refresh(bot, state)
         if refresh is None:
             self.cache.invalidate(key, bot, state.nonce)
             return
-        async for _ in self._run(refresh):
-            pass
-        new_state = refresh.new_state()
-        if new_state is None:  # no fresh nonce that way: read the page again
-            self.cache.invalidate(key, bot, state.nonce)
-        else:
-            self.cache.set_state(key, bot, new_state)
+
+        async def work() -> None:
+            if self.cache.state(key, bot).nonce != state.nonce:
+                return  # another caller has replaced it already
+            async for _ in self._run(refresh):
+                pass
+            new_state = refresh.new_state()
+            if new_state is None:  # no fresh nonce that way: read the page again
+                self.cache.invalidate(key, bot, state.nonce)
+            else:
+                self.cache.set_state(key, bot, new_state)
+
+        await self.cache.once(("refresh", key, bot.protocol, bot.bot_id, state.nonce), work)

@@ -233,8 +233,12 @@ def _check_unicode(text: str) -> None:
         ) from exc
 
 
-def chat_input(messages: Sequence[BaseMessage], instructions: str, visitor: Visitor) -> ChatInput:
+def chat_input(
+    messages: Sequence[BaseMessage], instructions: str, visitor: Visitor, *, follow_up: bool = False
+) -> ChatInput:
     """What a call sends: the turns, the instructions and the visitor's ids.
+
+    ``follow_up`` marks a re-ask (the last message is the package's own correction).
 
     Raises:
         InvalidInputError: See :func:`to_turns`; also text that is not valid Unicode
@@ -243,7 +247,7 @@ def chat_input(messages: Sequence[BaseMessage], instructions: str, visitor: Visi
     turns = to_turns(messages)
     for text in (instructions, *(turn.text for turn in turns)):
         _check_unicode(text)
-    return ChatInput(turns, instructions, visitor)
+    return ChatInput(turns, instructions, visitor, follow_up)
 
 
 _NO_VISITOR = Visitor(client_id="", session_id="")

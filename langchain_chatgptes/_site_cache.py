@@ -13,7 +13,7 @@ import concurrent.futures
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -48,7 +48,7 @@ class SiteCache:
         """Create an empty cache whose entries live ``ttl`` seconds."""
         self.ttl = ttl
         self._entries: dict[str, _Entry] = {}
-        self._flights: dict[str, concurrent.futures.Future[None]] = {}
+        self._flights: dict[Hashable, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
@@ -132,34 +132,44 @@ class SiteCache:
         gets its page or its error. If the fetching caller is cancelled, a waiting caller
         fetches instead; a waiter's own cancellation does not disturb the fetch.
         """
-        while True:
-            page = self.get(key)
-            if page is not None:
-                return page
+
+        async def load() -> None:
+            self.put(key, await fetch())
+
+        while (page := self.get(key)) is None:
+            await self.once(("page", key), load)
+        return page
+
+    async def once(self, key: Hashable, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` once for all callers that ask with the same ``key`` meanwhile.
+
+        Single flight across threads and loops: the first caller runs ``work``; the others
+        wait for it and get its error if it fails. If the first caller is cancelled, the
+        others return without ``work`` having run: they check what they need and ask
+        again. ``work`` writes its result into the cache; nothing is returned.
+        """
+        with self._checked():
+            flight = self._flights.get(key)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[key] = concurrent.futures.Future()
+        if not leading:
+            with suppress(_Abandoned):
+                await _wait(flight)
+            return
+        try:
+            await work()
+            flight.set_result(None)
+        except Exception as exc:
+            flight.set_exception(exc)
+            raise
+        except BaseException:
+            flight.set_exception(_Abandoned())
+            raise
+        finally:
             with self._checked():
-                flight = self._flights.get(key)
-                leading = flight is None
-                if flight is None:
-                    flight = self._flights[key] = concurrent.futures.Future()
-            if not leading:
-                with suppress(_Abandoned):
-                    await _wait(flight)
-                continue
-            try:
-                page = await fetch()
-                self.put(key, page)
-                flight.set_result(None)
-                return page
-            except Exception as exc:
-                flight.set_exception(exc)
-                raise
-            except BaseException:
-                flight.set_exception(_Abandoned())
-                raise
-            finally:
-                with self._checked():
-                    if self._flights.get(key) is flight:
-                        del self._flights[key]
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
 
 
 async def _wait(flight: concurrent.futures.Future[None]) -> None:

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from langchain_chatgptes._policy import Pipeline, Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
 
-Plugin = Literal["auto", "aipkit", "wpaicg"]
+Plugin = Literal["auto", "aipkit", "mwai", "wpaicg"]
 ModelLabel = Literal["gpt-4", "gpt-4o", "gpt-4o-mini"]
 KNOWN_MODELS: tuple[str, ...] = get_args(ModelLabel)
 """Model labels accepted; the site itself decides which model answers."""
@@ -251,8 +251,8 @@ class ChatChatGptEs(BaseChatModel):
         validate_default=True,  # a bad CHATGPTES_PLUGIN is a ValidationError naming the field
     )
     """Which chat plugin's protocol to speak (env ``CHATGPTES_PLUGIN``): ``"auto"`` (what
-    the page shows), ``"aipkit"`` (AI Power / AI Puffer 2.3+) or ``"wpaicg"`` (AI Power up
-    to 2.2)."""
+    the page shows), ``"aipkit"`` (AI Power / AI Puffer 2.3+), ``"mwai"`` (AI Engine by
+    Meow Apps) or ``"wpaicg"`` (AI Power up to 2.2)."""
     bot_id: str | None = Field(default=None, min_length=1)
     """Which bot of a page that shows several (its id on the page); ``None``: the first
     inline bot, else the first one."""

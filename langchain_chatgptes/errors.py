@@ -27,6 +27,7 @@ __all__ = [
     "ChatGptEsError",
     "ConsentRequiredError",
     "HTTPStatusError",
+    "HistoryTrimWarning",
     "IncompleteAnswerError",
     "InvalidInputError",
     "NonceError",
@@ -200,3 +201,11 @@ class TransportError(ChatGptEsError):
 
 class RequestTimeoutError(TransportError, TimeoutError):
     """A connect, total or idle time limit ran out."""
+
+
+class HistoryTrimWarning(UserWarning):
+    """A conversation longer than the site keeps: its oldest turns will not reach the model.
+
+    AI Engine keeps the first message and the last 15 others of what it is sent; a longer
+    conversation is sent whole, and this warning says how many turns the site will drop.
+    """

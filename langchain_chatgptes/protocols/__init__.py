@@ -11,10 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from langchain_chatgptes.errors import NonceNotFoundError
-from langchain_chatgptes.protocols import aipkit, wpaicg
+from langchain_chatgptes.protocols import aipkit, mwai, wpaicg
 from langchain_chatgptes.protocols._base import Bot, SiteProtocol
 
-PROTOCOLS: tuple[SiteProtocol, ...] = (aipkit.AipkitProtocol(), wpaicg.WpaicgProtocol())
+PROTOCOLS: tuple[SiteProtocol, ...] = (
+    aipkit.AipkitProtocol(),
+    mwai.MwaiProtocol(),
+    wpaicg.WpaicgProtocol(),
+)
 """The protocols a page is read with."""
 
 PLUGINS = ("auto", *(protocol.name for protocol in PROTOCOLS))
@@ -23,23 +27,22 @@ PLUGINS = ("auto", *(protocol.name for protocol in PROTOCOLS))
 _BY_NAME = {protocol.name: protocol for protocol in PROTOCOLS}
 _DESCRIBE: dict[str, Callable[[tuple[str, ...]], str]] = {
     aipkit.NAME: aipkit.describe_missing,
+    mwai.NAME: mwai.describe_missing,
     wpaicg.NAME: wpaicg.describe_missing,
 }
-_PLUGIN_WORDS = {aipkit.NAME: "AIPKit bot", wpaicg.NAME: "AI Power chat box"}
+_PLUGIN_WORDS = {
+    aipkit.NAME: "AIPKit bot",
+    mwai.NAME: "AI Engine bot",
+    wpaicg.NAME: "AI Power chat box",
+}
 
 # What other pages show when no bot this package speaks is there (wp-chat-plugins.md C.1).
 _HINTS = (
     ("[aipkit_chatbot", "an AIPKit shortcode left as text (the plugin is off or updating)"),
     ("[wpaicg_chatgpt", "a legacy AI Power shortcode left as text (since 2.3 it is not rendered)"),
-    ("[mwai_chatbot", "an AI Engine shortcode left as text"),
-    (
-        "mwai-chatbot-container",
-        "an AI Engine chatbot (Meow Apps), which this version cannot talk to",
-    ),
-    (
-        "ai-engine/app/chatbot.js",
-        "AI Engine's script (Meow Apps), which this version cannot talk to",
-    ),
+    ("[mwai_chatbot", "an AI Engine shortcode left as text (the plugin is off)"),
+    ("data-mwai-chatbot", "an AI Engine bot embedded from another site (not supported)"),
+    ("ai-engine/app/chatbot.js", "AI Engine's script but no bot on this page"),
     ("embed-bootstrap.bundle.js", "an AIPKit bot embedded from another site (not supported)"),
     ("public-main.bundle.js", "AIPKit's script but no bot on this page"),
 )

@@ -192,6 +192,15 @@ class SiteProtocol(ABC):
     def find_bots(self, html: str, page_url: str) -> Findings:
         """Every chat bot of this plugin the page shows (none if it runs another one)."""
 
+    def prepare(self, bot: Bot, state: BotState) -> Call | None:
+        """A call that sets up what chat calls need and the page did not give (a session).
+
+        Run once for all callers (single flight), before the first chat call that needs
+        it; its :meth:`Call.new_state` holds the new state. ``None`` (the default): the
+        state is ready.
+        """
+        return None
+
     @abstractmethod
     def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
         """A fresh call to ``bot`` with the current ``state``."""

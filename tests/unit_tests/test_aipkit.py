@@ -242,7 +242,7 @@ def test_a_container_without_config_is_not_a_bot() -> None:
     [
         ('[aipkit_chatbot id="12"]', "AIPKit shortcode left as text"),
         ("[wpaicg_chatgpt]", "legacy AI Power shortcode left as text"),
-        ('<div class="mwai-chatbot-container" data-system="{}"></div>', "AI Engine chatbot"),
+        ('<div class="mwai-chatbot-container" data-system="{}"></div>', "AI Engine bot, but"),
     ],
 )
 def test_no_bot_says_what_the_page_shows_instead(markup: str, hint: str) -> None:

@@ -26,7 +26,7 @@ def test_public_surface() -> None:
     assert sorted(langchain_chatgptes.__all__) == sorted(expected)
     for name in langchain_chatgptes.__all__:
         obj = getattr(langchain_chatgptes, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
             assert issubclass(obj, ChatGptEsError)
 
 

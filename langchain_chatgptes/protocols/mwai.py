@@ -1,0 +1,547 @@
+"""The AI Engine protocol (Meow Apps' "mwai" chatbot plugin, 2.0 to 3.6).
+
+The page shows a bot as ``div.mwai-chatbot-container`` whose HTML-escaped ``data-system``
+JSON holds ``botId`` (or ``customId``), ``restUrl`` and, for guests before 2.4.4, a
+``restNonce``; ``data-params`` holds the input limit ``textInputMaxLength``. Guests of
+later versions get their nonce (and a ``mwai_session_id`` cookie) from
+``POST {restUrl}/mwai/v1/start_session``, once. A call is one
+``POST {restUrl}/mwai-ui/v1/chats/submit`` with a JSON body and ``X-WP-Nonce``; the reply is
+an event stream of ``data:`` lines (``live`` text, ``end`` with the final reply as a JSON
+string, ``error``) or, for errors and non-streaming bots, one JSON object. The plugin keeps
+no history: every call sends the conversation as ``messages`` plus ``newMessage``.
+Every constant of the plugin lives here; ``shared/reference/wp-chat-plugins.md`` Part B
+says where each fact comes from.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_chatgptes._conversation import SYSTEM_PROMPT, ChatInput, Turn
+from langchain_chatgptes.errors import (
+    HistoryTrimWarning,
+    HTTPStatusError,
+    IncompleteAnswerError,
+    InvalidInputError,
+    NonceRejectedError,
+    RateLimitError,
+    ResponseFormatError,
+    SiteError,
+)
+from langchain_chatgptes.protocols._base import (
+    BodyReader,
+    Bot,
+    BotState,
+    Call,
+    End,
+    Event,
+    Findings,
+    HttpRequest,
+    Metadata,
+    ReplyHead,
+    SiteProtocol,
+    TextDelta,
+    Usage,
+)
+from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._html import json_attribute, start_tags
+from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser
+from langchain_chatgptes.protocols.wpaicg import page_origin
+
+# --- constants of the plugin (wp-chat-plugins.md, Part B) -----------------------------------
+
+NAME = "mwai"
+
+CONTAINER_CLASS = "mwai-chatbot-container"
+"""The bot's ``div``, carrying ``data-system`` and ``data-params`` (B.1)."""
+
+SUBMIT_ROUTE = "/mwai-ui/v1/chats/submit"
+"""Appended to ``restUrl`` (``…/wp-json`` or ``…/index.php?rest_route=``) (B.3)."""
+
+SESSION_ROUTE = "/mwai/v1/start_session"
+"""A guest's nonce and session cookie (>= 2.4.4) (B.2)."""
+
+SESSION_COOKIE = "mwai_session_id"
+"""The cookie ``start_session`` sets; the plugin's session per visitor (B.2)."""
+
+NONCE_CODES = ("rest_cookie_invalid_nonce", "rest_forbidden")
+"""WordPress REST error codes for a refused or missing ``X-WP-Nonce`` (B.2); the message
+text depends on the WordPress version and language, so only the code is matched."""
+
+NO_ROUTE_CODE = "rest_no_route"
+"""The REST API's 404 when the route does not exist (the plugin is off or too old)."""
+
+REJECTED = "Sorry, your query has been rejected."
+"""The submit route's refusal: no bot, an empty message, or one above the length limit."""
+
+LIMIT_PREFIX = "You have reached the limit"
+"""The start of the plugin's default usage-limit messages (B.3; the wording is a setting)."""
+
+DEFAULT_MAX_LENGTH = 512
+"""``textInputMaxLength`` when the page does not say (B.1)."""
+
+MAX_MESSAGES = 15
+"""``maxMessages``: the plugin keeps ``messages[0]`` and the last 15 others (B.4); not on the
+page, so the default is assumed."""
+
+CONTINUE = "Continue."
+"""``newMessage`` when the conversation ends with tool results or a re-ask: everything else
+goes in ``messages`` (the plugin requires a non-empty ``newMessage``)."""
+
+_CHAT_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _number(value: Any) -> int | None:
+    """An id or a count as the plugin writes it (PHP floats: ``512.0``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if value == int(value) else None
+
+
+def _id(value: Any) -> str:
+    number = _number(value)
+    return str(number) if number is not None else _text(value)
+
+
+def describe_missing(missing: tuple[str, ...]) -> str:
+    """What an AI Engine bot lacks, in words."""
+    return " and ".join(f"its {item}" for item in missing) + " (in data-system)"
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+def find_bots(html: str, page_url: str) -> Findings:
+    """Every AI Engine bot on the page, in document order."""
+    bots: list[Bot] = []
+    incomplete: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for tag in start_tags(html):
+        if CONTAINER_CLASS not in tag.classes or "data-system" not in tag.attrs:
+            continue
+        system = json_attribute(tag.attrs["data-system"])
+        params = json_attribute(tag.attrs.get("data-params", "{}"))
+        if not isinstance(system, dict):
+            incomplete.append(("configuration",))
+            continue
+        params = params if isinstance(params, dict) else {}
+        bot_id, custom_id = _id(system.get("botId")), _id(system.get("customId"))
+        rest_url = _text(system.get("restUrl"))
+        missing = tuple(
+            item
+            for item, value in (("bot id", bot_id or custom_id), ("restUrl", rest_url))
+            if not value
+        )
+        if missing:
+            incomplete.append(missing)
+            continue
+        key = bot_id or custom_id
+        if key in seen:
+            continue
+        seen.add(key)
+        limit = _number(params.get("textInputMaxLength"))
+        bots.append(
+            Bot(
+                protocol=NAME,
+                bot_id=key,
+                page_url=page_url,
+                endpoint=rest_url + SUBMIT_ROUTE,
+                nonce=_text(system.get("restNonce")),  # "" for guests of 2.4.4+
+                inline=params.get("window") is not True,
+                facts={
+                    "id_field": "botId" if bot_id else "customId",
+                    "rest_url": rest_url,
+                    # customId bots resolve to server params without the limit (B.3).
+                    "max_length": (limit or DEFAULT_MAX_LENGTH) if bot_id else None,
+                    "context_id": _number(system.get("contextId")),
+                    "session": _text(system.get("sessionId")),
+                    "streams": system.get("stream") is not False,
+                    "origin": page_origin(page_url),
+                    "name": _text(params.get("aiName")).strip().rstrip(":"),
+                },
+                position=tag.start,
+            )
+        )
+    return Findings(tuple(bots), tuple(incomplete))
+
+
+# --- the conversation -----------------------------------------------------------------------
+
+
+def _content(turn: Turn) -> str:
+    """A turn as a ``messages`` entry's content: plain for User/Assistant, else labelled."""
+    return turn.text if turn.label in ("User", "Assistant") else f"{turn.label}: {turn.text}"
+
+
+def conversation(chat: ChatInput) -> tuple[list[dict[str, str]], str, bool]:
+    """``(messages, newMessage, typed)``: the call as the submit route takes it.
+
+    ``messages[0]`` is one ``system`` turn (the fixed preamble, the conversation's system
+    messages, then the tool and format instructions); the plugin always keeps it. Earlier
+    turns follow as ``user`` / ``assistant`` (tool results and other roles are ``user`` turns
+    labelled as in the one-text form). ``newMessage`` is the last human turn (``typed``:
+    the site's length rule applies to it), or :data:`CONTINUE` when the conversation ends
+    with anything else or is a re-ask.
+    """
+    system = [SYSTEM_PROMPT]
+    system += [turn.text for turn in chat.turns if turn.role == "system"]
+    if chat.instructions:
+        system.append(chat.instructions)
+    turns = [turn for turn in chat.turns if turn.role != "system"]
+    messages = [{"role": "system", "content": "\n\n".join(system)}]
+    typed = bool(turns) and turns[-1].role == "user" and not chat.follow_up
+    if typed:
+        *turns, last = turns
+        new_message = _content(last)
+    else:
+        new_message = CONTINUE
+    messages += [
+        {"role": "assistant" if turn.role == "assistant" else "user", "content": _content(turn)}
+        for turn in turns
+    ]
+    return messages, new_message, typed
+
+
+def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
+    """The submit route's JSON body, and its text (all turns, for the usage estimate).
+
+    Only the fields the plugin's script sends (B.3): a fresh ``chatId`` every call, never
+    ``previousResponseId``.
+
+    Raises:
+        InvalidInputError: The last human message is longer than the site's
+            ``textInputMaxLength`` (the plugin would refuse it; it is never cut here).
+    """
+    messages, new_message, typed = conversation(chat)
+    limit = bot.facts.get("max_length")
+    if typed and limit is not None and len(new_message) > limit:
+        raise InvalidInputError(
+            f"The last human message is {len(new_message)} characters long; this AI Engine "
+            f"site takes at most {limit} (its textInputMaxLength). Shorten it, or move "
+            "context into a system message or earlier turns.",
+            setting="messages",
+        )
+    earlier = len(messages) - 1
+    if earlier > MAX_MESSAGES:
+        warnings.warn(
+            f"This conversation has {earlier} turns before the last message; AI Engine keeps "
+            f"the first message and the last {MAX_MESSAGES} others, so the oldest "
+            f"{earlier - MAX_MESSAGES} will not reach the model.",
+            HistoryTrimWarning,
+            stacklevel=2,
+        )
+    body: dict[str, Any] = {
+        bot.facts["id_field"]: bot.bot_id,
+        "messages": messages,
+        "newMessage": new_message,
+        "stream": True,  # always: the answer is read as it comes
+        "chatId": "".join(secrets.choice(_CHAT_ID_CHARS) for _ in range(11)),
+    }
+    if session:
+        body["session"] = session
+    if bot.facts.get("context_id") is not None:
+        body["contextId"] = bot.facts["context_id"]
+    text = "\n".join([*(message["content"] for message in messages), new_message])
+    return json.dumps(body, ensure_ascii=False), text
+
+
+# --- the requests ---------------------------------------------------------------------------
+
+
+def _session_of(state: BotState) -> str:
+    return dict(state.cookies).get(SESSION_COOKIE, "")
+
+
+def _headers(bot: Bot, accept: str, nonce: str = "") -> tuple[tuple[str, str], ...]:
+    headers = [  # (Content-Type: application/json comes with the JSON body)
+        ("Accept", accept),
+        ("Origin", bot.facts["origin"]),
+        ("Referer", bot.page_url),
+    ]
+    if nonce:
+        headers.append(("X-WP-Nonce", nonce))
+    return tuple(headers)
+
+
+class _SessionCall(Call):
+    """``start_session``: a guest's nonce and session cookie (no ``X-WP-Nonce`` sent)."""
+
+    def __init__(self, bot: Bot, state: BotState) -> None:
+        self.bot, self.state = bot, state
+        self.fresh: BotState | None = None
+        self._sent = False
+
+    def next_request(self) -> HttpRequest | None:
+        if self._sent:
+            return None
+        self._sent = True
+        return HttpRequest(
+            "POST",
+            self.bot.facts["rest_url"] + SESSION_ROUTE,
+            _headers(self.bot, "application/json"),
+            json="",  # the plugin's script posts no body
+            cookies=self.state.cookies,
+            step="session",
+        )
+
+    def reader(self) -> BodyReader:
+        return _SessionReader(self)
+
+    def new_state(self) -> BotState | None:
+        return self.fresh
+
+
+class _SubmitCall(Call):
+    """One ``chats/submit`` POST, read as a stream or as one JSON object."""
+
+    def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
+        self.bot, self.state = bot, state
+        session = _session_of(state) or bot.facts.get("session", "")
+        self.body, self.sent_text = submit_body(bot, chat, session)
+        self.new_nonce = ""
+        self._sent = False
+
+    def next_request(self) -> HttpRequest | None:
+        if self._sent:
+            return None
+        self._sent = True
+        return HttpRequest(
+            "POST",
+            self.bot.endpoint,
+            _headers(self.bot, "text/event-stream", self.state.nonce),
+            json=self.body,
+            cookies=self.state.cookies,
+            streamed=True,
+            step="submit",
+        )
+
+    def reader(self) -> BodyReader:
+        return _SubmitReader(self)
+
+    def new_state(self) -> BotState | None:
+        # A nonce the site handed out with its answer replaces the one sent (B.2).
+        if self.new_nonce and self.new_nonce != self.state.nonce:
+            return BotState(self.new_nonce, self.state.cookies)
+        return None
+
+
+class MwaiProtocol(SiteProtocol):
+    """AI Engine (Meow Apps): a REST session once, then one JSON POST per call."""
+
+    name = NAME
+    looked_for = "an AI Engine bot (div.mwai-chatbot-container with data-system)"
+
+    def find_bots(self, html: str, page_url: str) -> Findings:
+        """See :func:`find_bots`."""
+        return find_bots(html, page_url)
+
+    def prepare(self, bot: Bot, state: BotState) -> Call | None:
+        """``start_session`` when the page gave no nonce (guests of 2.4.4+)."""
+        return None if state.nonce else _SessionCall(bot, state)
+
+    def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
+        """The submit POST (the length rule is checked first: nothing is sent if it fails)."""
+        return _SubmitCall(bot, state, chat)
+
+    def refresh(self, bot: Bot, state: BotState) -> Call | None:
+        """A new session nonce; a site before 2.4.4 has none (then the page is read again)."""
+        return _SessionCall(bot, state)
+
+
+# --- the replies ----------------------------------------------------------------------------
+
+
+def _json_object(body: bytes | bytearray) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _site_error(message: str, status: int | None = None) -> Exception:
+    """The error for a message the plugin sent in place of an answer."""
+    if message.startswith(LIMIT_PREFIX):
+        return RateLimitError(f"The site's usage limit was reached: {message}", status_code=status)
+    return SiteError(message or "unknown error (no message)", status_code=status)
+
+
+def _check_json(head: ReplyHead, obj: dict[str, Any] | None, body: bytes | bytearray) -> None:
+    """Raise what a JSON reply's status and body mean, for a refusal; return for success."""
+    code = _text(obj.get("code")) if obj else ""
+    if code in NONCE_CODES:
+        raise NonceRejectedError(
+            f"The site refused the REST nonce ({code}, HTTP {head.status}).",
+            status_code=head.status,
+        )
+    if code == NO_ROUTE_CODE:
+        raise HTTPStatusError(
+            f"{head.url or 'The site'} answered HTTP {head.status} {code}: this site does not "
+            "run AI Engine's chat API (the plugin is off, or older than 2.0).",
+            status_code=head.status,
+        )
+    if obj is not None and obj.get("success") is False:  # the plugin's refusals and errors
+        raise _site_error(_text(obj.get("message")), head.status)
+    check_status(head, body)
+    if obj is None:
+        text = bytes(body[:2000]).decode("utf-8", "replace")
+        raise ResponseFormatError(
+            f"Expected AI Engine's JSON reply but got: {excerpt(text)!r}", status_code=head.status
+        )
+
+
+class _SessionReader(BodyReader):
+    def __init__(self, call: _SessionCall) -> None:
+        self._call = call
+        self._body = WholeBody()
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._body.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        body = self._body.take()
+        obj = _json_object(body)
+        if head.status == 404 and obj is not None and obj.get("code") == NO_ROUTE_CODE:
+            return []  # before 2.4.4: no sessions (the page's nonce is all there is)
+        _check_json(head, obj, body)
+        assert obj is not None  # noqa: S101 (_check_json raised otherwise)
+        nonce = _text(obj.get("restNonce"))
+        if obj.get("success") is not True or not nonce:
+            raise ResponseFormatError(
+                f"start_session gave no nonce: {excerpt(json.dumps(obj))!r}",
+                status_code=head.status,
+            )
+        cookies = dict(self._call.state.cookies)
+        session = head.cookies.get(SESSION_COOKIE) or _text(obj.get("sessionId"))
+        if session:
+            cookies[SESSION_COOKIE] = session
+        self._call.fresh = BotState(nonce, tuple(cookies.items()))
+        return []
+
+
+class _SubmitReader(BodyReader):
+    """Event-stream lines or one JSON object, told apart by the body itself (B.3)."""
+
+    def __init__(self, call: _SubmitCall) -> None:
+        self._call = call
+        self._parser: SSEParser | None = None
+        self._prefix = bytearray()
+        self._whole: WholeBody | None = None
+        self._text_seen = False
+        self._ended = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        if self._parser is not None:
+            return self._events(self._parser.feed(data))
+        if self._whole is not None:
+            self._whole.add(data)
+            return []
+        self._prefix += data
+        head = bytes(self._prefix).lstrip()
+        if len(head) < len(b"data:") and not head.startswith((b"{", b"[", b"<")):
+            return []
+        data, self._prefix = bytes(self._prefix), bytearray()
+        if head.startswith(b"data:"):
+            self._parser = SSEParser()
+            return self._events(self._parser.feed(data))
+        self._whole = WholeBody()
+        self._whole.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        if self._parser is None:
+            body = self._whole.take() if self._whole is not None else self._prefix
+            return self._json_reply(head, body)
+        if not self._ended:
+            events = self._events(self._parser.finish())
+            if self._ended:
+                return events
+            check_status(head, b"")
+            raise IncompleteAnswerError(
+                "The event stream ended before its 'end' line"
+                + (": the answer is incomplete." if self._text_seen else ".")
+            )
+        return []
+
+    def _json_reply(self, head: ReplyHead, body: bytes | bytearray) -> list[Event]:
+        obj = _json_object(body)
+        _check_json(head, obj, body)
+        assert obj is not None  # noqa: S101 (_check_json raised otherwise)
+        return self._final(obj, streamed=False)
+
+    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
+        events: list[Event] = []
+        for item in parsed:
+            if self._ended:
+                break
+            events.extend(self._line(item))
+        return events
+
+    def _line(self, item: SSEEvent) -> list[Event]:
+        if item.name is None:
+            raise ResponseFormatError(f"Unexpected line in the event stream: {item.data[:200]!r}")
+        try:
+            line = json.loads(item.data)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseFormatError(
+                f"Unreadable line in the stream: {item.data[:200]!r}"
+            ) from exc
+        if not isinstance(line, dict):
+            raise ResponseFormatError(f"Unexpected line in the stream: {item.data[:200]!r}")
+        kind, data = line.get("type"), line.get("data")
+        if kind == "live":
+            # Only plain tokens and "content" events are the answer; thinking, status,
+            # tool and debug events are progress (B.3).
+            if line.get("subtype") in (None, "content") and isinstance(data, str) and data:
+                self._text_seen = self._text_seen or not data.isspace()
+                return [TextDelta(data)]
+            return []
+        if kind == "error":
+            message = _text(data) or json.dumps(data)
+            if self._text_seen:
+                raise IncompleteAnswerError(
+                    f"The site stopped the answer with an error: {message}", site_message=message
+                )
+            raise _site_error(message)
+        if kind == "end":
+            final = json.loads(data) if isinstance(data, str) else data  # a JSON string (B.3)
+            if not isinstance(final, dict):
+                raise ResponseFormatError(f"Unreadable 'end' line: {item.data[:200]!r}")
+            if final.get("success") is False:
+                raise _site_error(_text(final.get("message")))
+            return self._final(final, streamed=True)
+        return []  # unknown line types: never part of the answer
+
+    def _final(self, final: Mapping[str, Any], *, streamed: bool) -> list[Event]:
+        """The end of an answer: the reply (when no text streamed), usage, a new nonce."""
+        self._ended = True
+        self._call.new_nonce = _text(final.get("new_token"))
+        events: list[Event] = []
+        reply = _text(final.get("reply"))
+        if not (self._text_seen and streamed):
+            if not reply.strip():
+                raise ResponseFormatError("The site returned an empty answer.")
+            events.append(TextDelta(reply))
+            self._text_seen = True
+        usage = final.get("usage")
+        if isinstance(usage, Mapping):
+            prompt, completion = (
+                _number(usage.get("prompt_tokens")),
+                _number(usage.get("completion_tokens")),
+            )
+            if prompt is not None and completion is not None:
+                events.append(Usage(prompt, completion))
+        extras = {key: final[key] for key in ("images", "actions", "responseId") if final.get(key)}
+        if extras:
+            events.append(Metadata({f"site_{key}": value for key, value in extras.items()}))
+        return [*events, End("stop")]
