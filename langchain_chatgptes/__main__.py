@@ -50,8 +50,8 @@ def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes",
-        description="Ask chatgpt.es (or any WordPress site running the AIPKit / AI Power chat "
-        "plugin) a question.",
+        description="Ask chatgpt.es (or any WordPress site running the AI Power / AIPKit or AI "
+        "Engine chat plugin) a question.",
         epilog="To check the site step by step when it breaks: python -m langchain_chatgptes "
         "doctor [--base-url URL] [--proxy URL] [--timeout S] [--impersonate TARGET] (see "
         "doctor --help).",
@@ -112,7 +112,9 @@ def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | No
         return
     from langchain_chatgptes.emulator import Emulator
 
-    plugin: Literal["aipkit", "wpaicg"] = "aipkit" if args.plugin == "aipkit" else "wpaicg"
+    plugin: Literal["aipkit", "mwai", "wpaicg"] = (
+        args.plugin if args.plugin in ("aipkit", "mwai") else "wpaicg"
+    )
     with Emulator(stream=stream, chunk_delay=0.02, plugin=plugin) as emulator:
         print(f"[local chatgpt.es emulator ({plugin}) at {emulator.base_url}]", file=sys.stderr)
         yield emulator.base_url

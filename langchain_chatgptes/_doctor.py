@@ -2,8 +2,9 @@
 
 Each step printed as one line (step, OK / FAIL / SKIP, milliseconds, detail): fetch the
 chat page, read the chat bots on it (naming the protocol), ask for a fresh nonce where the
-protocol can (``nonce``), and send one short prompt, one line per request it takes
-(``send prompt`` for the legacy plugin; ``cache POST`` and ``stream`` for AIPKit). Every
+protocol can (``nonce``; AI Engine: start its REST ``session``), and send one short
+prompt, one line per request it takes (``send prompt`` for the legacy plugin and AI
+Engine; ``cache POST`` and ``stream`` for AIPKit). Every
 step runs on the chat model's own path (the same session set-up, adapter, policy and
 protocol modules), so the verdicts match what the model would run into; verdicts are
 chosen from the errors' types and attributes, never from their text. Proxy credentials
@@ -34,7 +35,14 @@ from langchain_chatgptes.errors import (
     RequestTimeoutError,
     TransportError,
 )
-from langchain_chatgptes.protocols import aipkit, choose_bot, protocol_named, read_page, wpaicg
+from langchain_chatgptes.protocols import (
+    aipkit,
+    choose_bot,
+    mwai,
+    protocol_named,
+    read_page,
+    wpaicg,
+)
 from langchain_chatgptes.protocols._base import Bot, HttpRequest, ReplyHead, TextDelta
 from langchain_chatgptes.protocols._common import page_text
 
@@ -68,7 +76,7 @@ def _verdict(exc: ChatGptEsError, proxy: str | None, *, reaching: str) -> _Faile
 
 
 # What the doctor calls each request of a call, and the steps it plans per protocol.
-_STEP_NAMES = {"chat": "send prompt", "message": "send prompt"}
+_STEP_NAMES = {"chat": "send prompt", "message": "send prompt", "submit": "send prompt"}
 
 
 def _step_name(request: HttpRequest) -> str:
@@ -85,9 +93,12 @@ def _describe(bot: Bot) -> str:
         )
     name = f" ({bot.facts['name']!r})" if bot.facts.get("name") else ""
     kind = "inline" if bot.inline else "popup"
+    nonce = bot.nonce or "none in the page (a guest session gives one)"
+    limit = bot.facts.get("max_length")
+    rule = f", longest message {limit} characters" if limit else ""
     return (
-        f"{bot.protocol} bot {bot.bot_id}{name}, {kind}: nonce {bot.nonce}, endpoint "
-        f"{bot.endpoint}, streaming: {streaming}"
+        f"{bot.protocol} bot {bot.bot_id}{name}, {kind}: nonce {nonce}, endpoint "
+        f"{bot.endpoint}, streaming: {streaming}{rule}"
     )
 
 
@@ -161,12 +172,28 @@ class _Checkup:
         finally:
             self.observed.clear()
         fresh = refresh.new_state()
+        if fresh is None and self.bot.protocol == mwai.NAME:
+            if not state.nonce:
+                raise _Failed(
+                    "no nonce: the page gives none and the site has no start_session route"
+                )
+            return "no start_session route (AI Engine before 2.4.4): the page's nonce is used"
         if fresh is None:
             return (
                 "no fresh-nonce endpoint (an older plugin): "
                 "a rejected nonce means reading the page again"
             )
+        self.pipeline.cache.set_state(self.page_url, self.bot, fresh)  # the prompt uses it
+        if self.bot.protocol == mwai.NAME:
+            cookie = dict(fresh.cookies).get(mwai.SESSION_COOKIE, "none")
+            return f"session started: REST nonce {fresh.nonce}, session cookie {cookie}"
         return f"the plugin hands out fresh nonces ({fresh.nonce})"
+
+    def nonce_step(self) -> str | None:
+        """The name of the nonce step for this bot's protocol (None: no such step)."""
+        if self.bot is None or self.bot.protocol == wpaicg.NAME:
+            return None  # the legacy plugin's nonce is read with the page
+        return "session" if self.bot.protocol == mwai.NAME else "nonce"
 
     def planned_steps(self) -> list[str]:
         """The names of the requests a call to this bot makes."""
@@ -229,8 +256,10 @@ async def _run_steps(checkup: _Checkup, out: TextIO) -> str | None:
     ]
     failed: str | None = None
     for name, step in steps:
-        if name == "nonce" and (checkup.bot is None or checkup.bot.protocol == wpaicg.NAME):
-            continue  # the legacy plugin's nonce is read with the page
+        if name == "nonce":
+            if (renamed := checkup.nonce_step()) is None:
+                continue
+            name = renamed
         if failed is not None:
             _line(out, name, "SKIP", "-", f"not run: {failed!r} failed")
             continue

@@ -382,3 +382,72 @@ def test_doctor_with_the_bundled_aipkit_emulator(capsys: pytest.CaptureFixture[s
     captured = capsys.readouterr()
     assert "cache POST" in captured.out and "stream" in captured.out
     assert "emulator (aipkit)" in captured.err
+
+
+# --- an AI Engine site ---------------------------------------------------------------------
+
+
+def mwai_lines(report: str) -> dict[str, str]:
+    steps = ("fetch page", "read page", "session", "send prompt")
+    return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
+
+
+@pytest.fixture
+def mwai_site() -> Iterator[Emulator]:
+    with Emulator(plugin="mwai") as site:
+        yield site
+
+
+def test_healthy_ai_engine_site(mwai_site: Emulator) -> None:
+    mwai_site.responder = ScriptedResponder(["pong"])
+    healthy, report = doctor(mwai_site.base_url)
+    assert healthy, report
+    steps = mwai_lines(report)
+    assert list(steps) == ["fetch page", "read page", "session", "send prompt"]
+    assert "mwai bot default" in steps["read page"]
+    assert "longest message 512 characters" in steps["read page"]
+    assert "session started: REST nonce" in steps["session"]
+    assert "answer received: 'pong'" in steps["send prompt"]
+    # The session the doctor started is the one its prompt uses: one of each request.
+    assert [r.route or r.method for r in mwai_site.requests] == [
+        "GET",
+        "/mwai/v1/start_session",
+        "/mwai-ui/v1/chats/submit",
+    ]
+
+
+def test_ai_engine_before_sessions(mwai_site: Emulator) -> None:
+    mwai_site.mwai_rest_nonce_in_page = True
+    mwai_site.mwai_start_session = False
+    healthy, report = doctor(mwai_site.base_url)
+    assert healthy, report
+    assert "no start_session route (AI Engine before 2.4.4)" in mwai_lines(report)["session"]
+
+
+def test_ai_engine_without_any_nonce_fails_at_the_session(mwai_site: Emulator) -> None:
+    mwai_site.mwai_start_session = False
+    healthy, report = doctor(mwai_site.base_url)
+    assert not healthy
+    steps = mwai_lines(report)
+    assert " FAIL " in steps["session"] and "no start_session route" in steps["session"]
+    assert " SKIP " in steps["send prompt"]
+
+
+def test_ai_engine_session_fault_is_its_line(mwai_site: Emulator) -> None:
+    mwai_site.session_faults.append(Reply.raw(502, "<html>Bad gateway</html>"))
+    healthy, report = doctor(mwai_site.base_url)
+    assert not healthy
+    assert " FAIL " in mwai_lines(report)["session"] and "502" in mwai_lines(report)["session"]
+
+
+def test_ai_engine_error_on_the_prompt(mwai_site: Emulator) -> None:
+    mwai_site.banned_words = ("pong",)
+    healthy, report = doctor(mwai_site.base_url)
+    assert not healthy
+    assert "rejected" in mwai_lines(report)["send prompt"]
+
+
+def test_doctor_with_the_bundled_ai_engine_emulator(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--emulator", "--plugin", "mwai"]) == 0
+    captured = capsys.readouterr()
+    assert "session" in captured.out and "emulator (mwai)" in captured.err
