@@ -22,12 +22,21 @@ from langchain_chatgptes.emulator import Emulator, ToolModelResponder
 
 
 @functools.cache
-def shared_emulator(stream: bool, plugin: Literal["wpaicg", "aipkit"] = "wpaicg") -> Emulator:
+def shared_emulator(
+    stream: bool, plugin: Literal["wpaicg", "aipkit", "mwai"] = "wpaicg"
+) -> Emulator:
     """One emulator per plugin and reply mode for the whole run (the standard suites').
 
     Its model follows the tool prompt, so the suites' tool and structured-output tests run.
+    An AI Engine bot there takes long messages (``textInputMaxLength`` is a site setting;
+    the suites' prompts exceed the default 512, which has tests of its own).
     """
-    emulator = Emulator(stream=stream, plugin=plugin, responder=ToolModelResponder()).start()
+    emulator = Emulator(
+        stream=stream,
+        plugin=plugin,
+        responder=ToolModelResponder(),
+        mwai_text_input_max_length=100_000,
+    ).start()
     atexit.register(emulator.stop)
     return emulator
 

@@ -389,3 +389,46 @@ async def test_aipkit_cancellations_free_every_slot(path: str, stage: str) -> No
         if stage == "stream body":
             assert streams >= ROUNDS // 10, "few calls were cancelled mid-stream"
         await model.aclose()
+
+
+# --- and on an AI Engine site: the shared start_session, then the submit POST ---------------
+
+MWAI_STAGES = ["session", "submit headers", "submit body"]
+
+
+@pytest.mark.parametrize("stage", MWAI_STAGES)
+@pytest.mark.parametrize("path", ASYNC_PATHS)
+async def test_mwai_cancellations_free_every_slot(path: str, stage: str) -> None:
+    with Emulator(plugin="mwai", mwai_text_input_max_length=None) as emulator:
+        model = _model(emulator)
+        if stage == "session":  # every call waits for a session that never comes
+            emulator.session_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
+        else:
+            await model.ainvoke("warm")
+            if stage == "submit headers":
+                emulator.responder = lambda request: Reply.hang(HANG)
+            else:
+                emulator.chunk_delay = HANG
+                emulator.responder = lambda request: Reply.text(LONG_ANSWER)
+        # Two calls at once on the session: the second waits for the first one's request.
+        width = 2 if stage == "session" else 1
+
+        def start(n: int) -> Callable[[], Coroutine[Any, Any, None]]:
+            calls = [
+                functools.partial(_call, model, path, f"cancelled-{n} {k}") for k in range(width)
+            ]
+            return functools.partial(_together, calls)
+
+        for n in range(ROUNDS):
+            await _cancel_round(start(n), n, DELAYS[n % len(DELAYS)], gate=False)
+        sessions = len(emulator.session_requests())
+        submits = [r for r in emulator.submit_requests() if "cancelled-" in str(r.json)]
+        emulator.session_faults.clear()
+        await _answers_at_once(model, emulator)
+        if stage == "session":
+            assert submits == [], "a call cancelled while waiting for its session sent its POST"
+            assert sessions >= ROUNDS // 10, "few calls were cancelled during the session"
+            assert sessions <= ROUNDS + 1, "waiting calls started sessions of their own"
+        else:
+            assert len(submits) >= ROUNDS // 10, "few calls were cancelled with their POST sent"
+        await model.aclose()

@@ -1,7 +1,8 @@
 """The langchain-tests standard integration suite, against the local emulator.
 
-Run three times: against a legacy site that answers JSON, one that streams events, and an
-AIPKit site (a cache POST, then an event stream).
+Run four times: against a legacy site that answers JSON, one that streams events, an AIPKit
+site (a cache POST, then an event stream) and an AI Engine site (a REST session, then one
+JSON POST answered with a stream).
 The emulator's model follows the tool prompt, so every tool-calling and structured-output
 test runs (``has_tool_calling`` and ``has_tool_choice`` come from ``bind_tools``).
 """
@@ -19,7 +20,7 @@ from .conftest import shared_emulator
 
 class TestChatChatGptEsJsonSite(ChatModelIntegrationTests):
     site_streams = False
-    site_plugin: Literal["wpaicg", "aipkit"] = "wpaicg"
+    site_plugin: Literal["wpaicg", "aipkit", "mwai"] = "wpaicg"
 
     @property
     def chat_model_class(self) -> type[ChatChatGptEs]:
@@ -49,3 +50,8 @@ class TestChatChatGptEsStreamingSite(TestChatChatGptEsJsonSite):
 class TestChatChatGptEsAipkitSite(TestChatChatGptEsJsonSite):
     site_streams = True
     site_plugin = "aipkit"
+
+
+class TestChatChatGptEsAiEngineSite(TestChatChatGptEsJsonSite):
+    site_streams = True
+    site_plugin = "mwai"

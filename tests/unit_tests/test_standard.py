@@ -41,3 +41,11 @@ class TestChatChatGptEsUnitAipkit(TestChatChatGptEsUnit):
     @property
     def chat_model_params(self) -> dict[str, object]:
         return {"model": "gpt-4o", "plugin": "aipkit", "bot_id": "123"}
+
+
+class TestChatChatGptEsUnitAiEngine(TestChatChatGptEsUnit):
+    """The same suite with the AI Engine protocol forced."""
+
+    @property
+    def chat_model_params(self) -> dict[str, object]:
+        return {"model": "gpt-4o", "plugin": "mwai", "bot_id": "default"}
