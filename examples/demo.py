@@ -1,8 +1,9 @@
 """`make demo`: a LangChain chain and a streamed answer, offline, on the bundled emulator.
 
-Runs twice: against an emulated site on the current plugin (AIPKit, AI Power 2.3+: a cache
-POST, then an event stream) and on the legacy AI Power plugin (one POST). The same model
-code talks to both; it reads the page and speaks what it finds. Every byte goes through the
+Runs three times: against an emulated site on the current AI Power plugin (AIPKit, 2.3+: a
+cache POST, then an event stream), on AI Engine (Meow Apps: a REST session once, then one
+JSON POST per call) and on the legacy AI Power plugin (one POST). The same model code talks
+to all three; it reads the page and speaks what it finds. Every byte goes through the
 real client path against a local emulator of chatgpt.es; only the "model" is a stand-in
 that quotes your last message back, so nothing here needs the internet.
 """
@@ -18,13 +19,15 @@ from langchain_chatgptes import ChatChatGptEs
 from langchain_chatgptes.emulator import Emulator
 
 RULE = "-" * 72
-PLUGINS: dict[Literal["aipkit", "wpaicg"], str] = {
+Plugin = Literal["aipkit", "mwai", "wpaicg"]
+PLUGINS: dict[Plugin, str] = {
     "aipkit": "AIPKit (AI Power 2.3+)",
+    "mwai": "AI Engine (Meow Apps)",
     "wpaicg": "legacy AI Power (wpaicg, up to 2.2)",
 }
 
 
-def run(plugin: Literal["aipkit", "wpaicg"]) -> None:
+def run(plugin: Plugin) -> None:
     """The chain and the stream against one emulated plugin."""
     with Emulator(plugin=plugin, stream=True, chunk_delay=0.02) as emulator:
         print(RULE)
@@ -58,6 +61,11 @@ def run(plugin: Literal["aipkit", "wpaicg"]) -> None:
                 f"{len(emulator.cache_requests())} cache POSTs and "
                 f"{len(emulator.stream_requests())} stream GETs"
             )
+        elif plugin == "mwai":
+            calls = (
+                f"{len(emulator.session_requests())} session POST and "
+                f"{len(emulator.submit_requests())} chat POSTs"
+            )
         else:
             calls = f"{len(emulator.chat_requests())} chat POSTs"
         print(f"The emulator saw {pages} page GET (nonce cached), then {calls}.")
@@ -65,7 +73,7 @@ def run(plugin: Literal["aipkit", "wpaicg"]) -> None:
 
 
 def main() -> None:
-    """Run the demo on both plugins."""
+    """Run the demo on each plugin."""
     for plugin in PLUGINS:
         run(plugin)
     print(RULE)

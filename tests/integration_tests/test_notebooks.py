@@ -14,10 +14,10 @@ from .conftest import shared_emulator
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
 
-@pytest.mark.parametrize("plugin", ["aipkit", "wpaicg"])
+@pytest.mark.parametrize("plugin", ["aipkit", "mwai", "wpaicg"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(
-    path: Path, plugin: Literal["aipkit", "wpaicg"], monkeypatch: pytest.MonkeyPatch
+    path: Path, plugin: Literal["aipkit", "mwai", "wpaicg"], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emulator = shared_emulator(True, plugin)
     monkeypatch.setenv("CHATGPTES_BASE_URL", emulator.base_url)  # the kernel inherits it
