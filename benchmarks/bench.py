@@ -39,6 +39,8 @@ NAMES = {
     "chatgptes-own": "chatgptes (async, own path: _astream without BaseChatModel.astream)",
     "floor-aipkit-sync": "floor: raw curl_cffi cache POST + stream GET (sync)",
     "floor-aipkit-async": "floor: raw curl_cffi cache POST + stream GET (async)",
+    "floor-mwai-sync": "floor: raw curl_cffi REST POST, one session (sync)",
+    "floor-mwai-async": "floor: raw curl_cffi REST POST, one session (async)",
 }
 LEGACY_SEQUENTIAL = (
     "chatgptes-sync",
@@ -243,6 +245,8 @@ def _answer_text(event: bytes) -> str:
                 return ""
             if isinstance(data.get("delta"), str):  # AIPKit: unnamed events carry text
                 return str(data["delta"])
+            if data.get("type") == "live" and "subtype" not in data:  # AI Engine's tokens
+                return str(data.get("data") or "")
             choices = data.get("choices") or [{}]
             delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
             content = delta.get("content") if isinstance(delta, dict) else None
@@ -324,10 +328,19 @@ def memory(emulator: Emulator, results: Results) -> None:
     emulator.stream = False
 
 
-def aipkit(results: Results) -> None:
-    """The same figures on an AIPKit site: two requests per call (a cache POST, a stream)."""
-    with Emulator(plugin="aipkit") as emulator:
-        for client in ("chatgptes-sync", "chatgptes-async", "floor-aipkit-sync"):
+PROTOCOL_GROUPS = {
+    "aipkit": ("AIPKit", 2, "the two raw requests"),
+    "mwai": ("AI Engine", 1, "the raw REST POST"),
+}
+"""Per newer protocol: its row label, requests per call, and what its floor does."""
+
+
+def protocol_group(plugin: str, results: Results) -> None:
+    """The same figures on a site of another plugin, against that protocol's raw floor."""
+    label, requests, floor_does = PROTOCOL_GROUPS[plugin]
+    floor_sync, floor_async = f"floor-{plugin}-sync", f"floor-{plugin}-async"
+    with Emulator(plugin=plugin) as emulator:  # type: ignore[arg-type]
+        for client in ("chatgptes-sync", "chatgptes-async", floor_sync):
 
             def measure(client: str = client) -> float:
                 counts = []
@@ -337,47 +350,45 @@ def aipkit(results: Results) -> None:
                     counts.append(len(emulator.requests))
                 return (counts[1] - counts[0]) / 10
 
-            results.add(
-                Row("AIPKit: HTTP requests per call (steady state)", NAMES[client], "", [measure()])
+            row = results.add(
+                Row(
+                    f"{label}: HTTP requests per call (steady state)",
+                    NAMES[client],
+                    "",
+                    [measure()],
+                )
             )
+            row.ratio = f"floor {requests}"
         for seed in ("seed-0.5.2", "seed-0.4.8"):
             results.add(
                 Row(
-                    "AIPKit: HTTP requests per call (steady state)",
+                    f"{label}: HTTP requests per call (steady state)",
                     NAMES[seed],
                     "",
                     [math.nan],
-                    note="speaks only the legacy protocol: cannot talk to an AIPKit site",
+                    note=f"speaks only the legacy protocol: cannot talk to an {label} site",
                 )
             )
-        label = "AIPKit: sequential latency per call at 0 ms"
+        metric = f"{label}: sequential latency per call at 0 ms"
         rows: dict[str, Row] = {}
-        for client in (
-            "chatgptes-sync",
-            "chatgptes-async",
-            "floor-aipkit-sync",
-            "floor-aipkit-async",
-        ):
+        for client in ("chatgptes-sync", "chatgptes-async", floor_sync, floor_async):
             values = [run(client, "sequential", emulator, n=40)["per_call"] for _ in range(REPEATS)]
-            rows[client] = results.add(Row(label, NAMES[client], "ms", values))
-        for ours, floor in (
-            ("chatgptes-sync", "floor-aipkit-sync"),
-            ("chatgptes-async", "floor-aipkit-async"),
-        ):
+            rows[client] = results.add(Row(metric, NAMES[client], "ms", values))
+        for ours, floor in (("chatgptes-sync", floor_sync), ("chatgptes-async", floor_async)):
             overhead = rows[ours].median - rows[floor].median
             rows[ours].ratio = f"{rows[ours].median / rows[floor].median:.2f}× floor"
-            rows[ours].note = f"overhead {overhead * 1000:+.2f} ms/call vs the two raw requests"
+            rows[ours].note = f"overhead {overhead * 1000:+.2f} ms/call vs {floor_does}"
         emulator.latency = LATENCY
-        ideal = 2 * LATENCY  # both requests wait for the emulator's latency
-        for client, limit in (("chatgptes-async", CONCURRENT), ("floor-aipkit-async", CONCURRENT)):
+        ideal = requests * LATENCY  # every request waits for the emulator's latency
+        for client in ("chatgptes-async", floor_async):
             runs = [
-                run(client, "concurrent", emulator, n=CONCURRENT, concurrency=limit)
+                run(client, "concurrent", emulator, n=CONCURRENT, concurrency=CONCURRENT)
                 for _ in range(REPEATS)
             ]
             name = f"{NAMES[client]} [max_concurrency=64]"
             wall = results.add(
                 Row(
-                    f"AIPKit: {CONCURRENT} concurrent calls at 200 ms per request: wall time",
+                    f"{label}: {CONCURRENT} concurrent calls at 200 ms per request: wall time",
                     name,
                     "s",
                     [r["wall"] for r in runs],
@@ -386,7 +397,7 @@ def aipkit(results: Results) -> None:
             wall.ratio = f"{wall.median / ideal:.2f}× ideal ({ideal:.1f} s)"
             results.add(
                 Row(
-                    "AIPKit: longest event-loop stall during those calls",
+                    f"{label}: longest event-loop stall during those calls",
                     name,
                     "ms",
                     [r["max_stall"] for r in runs],
@@ -405,7 +416,7 @@ def aipkit(results: Results) -> None:
 
             results.add(
                 Row(
-                    "AIPKit: first chunk after the emulator flushed it",
+                    f"{label}: first chunk after the emulator flushed it",
                     NAMES[client],
                     "ms",
                     repeat(REPEATS, first),
@@ -514,7 +525,8 @@ def main() -> None:
         concurrent(emulator, results)
         first_chunk(emulator, results)
         memory(emulator, results)
-    aipkit(results)
+    for plugin in PROTOCOL_GROUPS:
+        protocol_group(plugin, results)
     import_time(results)
     write(results, started)
     print(f"\nwrote {OUT / 'results.md'}, results.json and results.png")

@@ -5,7 +5,8 @@ Clients: ``chatgptes-sync``, ``chatgptes-async`` (this package), ``seed-0.5.2`` 
 ``seed-0.4.8`` (g4f's ChatGptEs provider, from a ``--target`` install on ``PYTHONPATH``),
 ``floor-sync`` and ``floor-async`` (one raw curl_cffi POST with a known-good nonce), and
 ``floor-aipkit-sync`` / ``floor-aipkit-async`` (AIPKit's two raw requests: the cache POST,
-then the stream GET read whole).
+then the stream GET read whole) and ``floor-mwai-sync`` / ``floor-mwai-async`` (AI Engine's
+raw REST POST, after one ``start_session``).
 """
 
 from __future__ import annotations
@@ -173,9 +174,65 @@ def make_client(args: argparse.Namespace) -> Client:
             return _deltas((await asession_.get(ajax, params=_stream_query(args, key))).content)
 
         client.async_call = aipkit_acall
+    elif args.client == "floor-mwai-sync":
+        from curl_cffi.requests import Response, Session
+
+        msession: Session[Response] = Session(impersonate="chrome", timeout=120)
+        started = msession.post(url + "/wp-json/mwai/v1/start_session").json()
+        mheaders = {"X-WP-Nonce": started["restNonce"]}
+
+        def mwai_call(prompt: str) -> str:
+            body = _submit_body(prompt)
+            reply = msession.post(url + SUBMIT, json=body, headers=mheaders)
+            return _live_text(reply.content)
+
+        client.sync_call = mwai_call
+    elif args.client == "floor-mwai-async":
+        from curl_cffi.requests import AsyncSession, Response
+
+        masession: AsyncSession[Response] = AsyncSession(
+            impersonate="chrome", timeout=120, max_clients=args.concurrency
+        )
+        session_started: dict[str, str] = {}
+
+        async def mwai_acall(prompt: str) -> str:
+            if not session_started:  # the first (warm-up) call opens the session
+                started = (await masession.post(url + "/wp-json/mwai/v1/start_session")).json()
+                session_started["X-WP-Nonce"] = started["restNonce"]
+            reply = await masession.post(
+                url + SUBMIT, json=_submit_body(prompt), headers=session_started
+            )
+            return _live_text(reply.content)
+
+        client.async_call = mwai_acall
     else:
         raise SystemExit(f"unknown client {args.client}")
     return client
+
+
+SUBMIT = "/wp-json/mwai-ui/v1/chats/submit"
+
+
+def _submit_body(prompt: str) -> dict[str, Any]:
+    # AI Engine's submit body, as its script sends it (written out, like the other floors).
+    return {
+        "botId": "default",
+        "messages": [],
+        "newMessage": prompt,
+        "stream": True,
+        "chatId": uuid.uuid4().hex[:11],
+    }
+
+
+def _live_text(body: bytes) -> str:
+    """The answer text of a whole AI Engine stream (``live`` lines without a subtype)."""
+    text = []
+    for line in body.decode().split("\n"):
+        if line.startswith("data: "):
+            item = json.loads(line[6:])
+            if item.get("type") == "live" and "subtype" not in item:
+                text.append(item["data"])
+    return "".join(text)
 
 
 def _cache_form(args: argparse.Namespace, prompt: str) -> dict[str, str]:
