@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 
-.PHONY: help demo test test-live soak bench lint format clean
+# make dist: build and twine in .venv-dist; the built wheel is tried in a fresh .venv-dist-check.
+DIST_VENV := .venv-dist
+DIST_PY := $(DIST_VENV)/bin/python
+DIST_CHECK_VENV := .venv-dist-check
+
+.PHONY: help demo test test-live soak bench lint format dist clean
 
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
@@ -16,6 +21,9 @@ help:
 	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
 	@echo "make lint       ruff and mypy"
 	@echo "make format     ruff format and import sorting"
+	@echo "make dist       build sdist and wheel into dist/, twine check, check their contents,"
+	@echo "                install the wheel in a fresh venv and run its CLI against the emulator"
+	@echo "make clean      remove the virtual environments, dist/ and caches"
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,11 +60,33 @@ bench: $(BENCH_VENV)/.installed
 lint: $(VENV)/.installed-lint $(VENV)/.installed-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy langchain_chatgptes tests examples benchmarks
+	$(PY) -m mypy langchain_chatgptes tests examples benchmarks scripts
 
 format: $(VENV)/.installed-lint
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --select I --fix .
 
+# The release tools have their own environment (nothing of the package is installed there).
+$(DIST_VENV)/.installed: Makefile
+	test -x $(DIST_PY) || $(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_PY) -m pip install -q --upgrade pip
+	$(DIST_PY) -m pip install -q --upgrade "build>=1.2" "twine>=6.1" "readme-renderer[md]>=44"
+	touch $@
+
+# Build from a clean dist/, check both files, then install the wheel (not the checkout) with
+# its emulator extra into a venv made anew each time, and run its command line from a folder
+# outside the checkout, so that only what the wheel carries can answer.
+dist: $(DIST_VENV)/.installed
+	rm -rf dist
+	$(DIST_PY) -m build --outdir dist .
+	$(DIST_PY) -m twine check --strict dist/*
+	$(DIST_PY) scripts/check_dist.py contents dist
+	$(DIST_PY) scripts/check_dist.py readme dist
+	rm -rf $(DIST_CHECK_VENV)
+	$(PYTHON) -m venv $(DIST_CHECK_VENV)
+	$(DIST_CHECK_VENV)/bin/python -m pip install -q "$$(ls dist/*.whl)[emulator]"
+	$(DIST_PY) scripts/check_dist.py smoke $(DIST_CHECK_VENV)
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .bench build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DIST_VENV) $(DIST_CHECK_VENV) .bench build dist *.egg-info \
+		.mypy_cache .ruff_cache
