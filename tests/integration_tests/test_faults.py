@@ -213,3 +213,178 @@ async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
 def test_readme_shows_the_fault_matrix() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert matrix_markdown() in readme, "update the README's fault matrix:\n" + matrix_markdown()
+
+
+# --- the same faults on the newer plugins -------------------------------------------------
+
+LONG = " ".join(["word"] * 40)  # forty stream pieces: two seconds at 0.05 s apart
+LARGE = "abcd" * 32_000
+
+
+@dataclass(frozen=True)
+class PluginFault:
+    """A fault of the transport or the site that every plugin's call must survive the same way.
+
+    ``attempts`` counts the chat turns the faulted call starts: one request each on AI Engine
+    (the submit POST), two on AIPKit (the cache POST, then the stream GET, which the fault
+    hits); ``requests`` overrides that per plugin where a refresh step is taken.
+    """
+
+    name: str
+    replies: tuple[Reply, ...] = ()
+    attempts: int = 1
+    pages: int = 0
+    outcome: type[ChatGptEsError] | None = None
+    answer: str = ANSWER
+    setup: str = ""
+    requests: tuple[tuple[str, int], ...] = ()
+    extra_seconds: float = 0.0  # time the answer itself takes, beyond the fault's limit
+
+    def traffic(self, plugin: str) -> tuple[int, int]:
+        """(chat requests, page GETs) of the faulted call on ``plugin``."""
+        per_turn = {"aipkit": 2, "mwai": 1}[plugin]
+        return dict(self.requests).get(plugin, per_turn * self.attempts), self.pages
+
+    def expected(self, plugin: str) -> str:
+        result = "answer" if self.outcome is None else f"`{self.outcome.__name__}`"
+        chat, pages = self.traffic(plugin)
+        traffic = [_count(chat, "request")]
+        if pages:
+            traffic.append(_count(pages, "page GET"))
+        retried = "retried: " if self.attempts > 1 else ""
+        return f"{result} ({retried}{', '.join(traffic)})"
+
+
+PLUGIN_FAULTS = [
+    PluginFault(
+        "connection reset before the reply",
+        (Reply.reset(),),
+        attempts=2,
+        # libcurl replays a request whose kept-alive connection dropped unanswered; on AIPKit
+        # the replayed stream GET finds its cache key used up, so the message is cached again.
+        requests=(("aipkit", 5),),
+    ),
+    PluginFault("server accepts and never answers", (Reply.hang(30),), outcome=RequestTimeoutError),
+    PluginFault(
+        "slow drip, each piece within the limit, longer than it in total",
+        (Reply.text(LONG),),
+        answer=LONG,
+        setup="chunk_delay=0.05",
+        extra_seconds=2.5,
+    ),
+    PluginFault(
+        "HTTP 429 with Retry-After",
+        (Reply.raw(429, "Too many", headers={"Retry-After": "0"}),),
+        attempts=2,
+    ),
+    PluginFault("HTTP 429 without Retry-After", (Reply.raw(429, "Too many"),), attempts=2),
+    PluginFault("HTTP 500", (Reply.raw(500, "<h1>Internal Server Error</h1>"),), attempts=2),
+    PluginFault("HTTP 502", (Reply.raw(502, "<h1>Bad Gateway</h1>"),), attempts=2),
+    PluginFault(
+        "HTTP 503 more often than max_retries",
+        (Reply.raw(503, "busy"),) * 3,
+        attempts=3,
+        outcome=HTTPStatusError,
+    ),
+    PluginFault(
+        "HTML where the reply is expected",
+        (Reply.raw(200, "<html>hi</html>"),),
+        outcome=ResponseFormatError,
+    ),
+    PluginFault(
+        "non-UTF-8 bytes",
+        (Reply.raw(200, b"data: \xff\xfe\n\n", "text/event-stream"),),
+        outcome=ResponseFormatError,
+    ),
+    PluginFault(
+        # Both plugins always stream here, one event per token-sized piece: a 32,000-token
+        # answer is 32,000 events (the 10 MB row above is a single JSON reply).
+        "a 128 kB answer in 32,000 stream events",
+        (Reply.text(LARGE),),
+        answer=LARGE,
+        # langchain-core's stream() takes ~40 us a chunk (1.2 s for 32,000 from a no-op
+        # model here), and the emulator shares this process.
+        extra_seconds=3.0,
+    ),
+    PluginFault(
+        "nonce rotated since it was read",
+        setup="advance=259200",
+        # AIPKit: the refused cache POST, then cache POST + stream with a nonce from the
+        # plugin's nonce action; AI Engine: the refused submit, then a new session's submit.
+        requests=(("aipkit", 3), ("mwai", 2)),
+    ),
+    PluginFault(
+        "Cloudflare challenge on the page",
+        attempts=0,
+        pages=1,
+        setup="cloudflare=get",
+        outcome=BlockedError,
+    ),
+    PluginFault(
+        "Cloudflare challenge on the POST",
+        setup="cloudflare=post",
+        outcome=BlockedError,
+        requests=(("aipkit", 1),),  # the cache POST is challenged: no stream follows
+    ),
+    PluginFault(
+        "upstream error message", (Reply.site_error("Incorrect API key"),), outcome=SiteError
+    ),
+    PluginFault("usage limit reached", (Reply.token_limit(),), outcome=RateLimitError),
+]
+NEWER_PLUGINS = ("aipkit", "mwai")
+
+
+def plugin_matrix_markdown() -> str:
+    """The README's fault matrix for AIPKit and AI Engine (every path gives the same outcome)."""
+    lines = [
+        "| fault | " + " | ".join(NEWER_PLUGINS) + " |",
+        "|---|" + "---|" * len(NEWER_PLUGINS),
+    ]
+    for fault in PLUGIN_FAULTS:
+        cells = [fault.expected(plugin) for plugin in NEWER_PLUGINS]
+        lines.append(f"| {fault.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("plugin", NEWER_PLUGINS)
+@pytest.mark.parametrize("fault", PLUGIN_FAULTS, ids=[f.name for f in PLUGIN_FAULTS])
+async def test_fault_on_the_newer_plugins(fault: PluginFault, plugin: str, path: str) -> None:
+    with Emulator(plugin=plugin) as site:  # type: ignore[arg-type]
+        site.stream = True
+        cache = SiteCache()
+        model = ChatChatGptEs(
+            base_url=site.base_url, timeout=TIMEOUT, max_retries=2, site_cache=cache
+        )
+        await call(model, path, "warm up")  # page (and AI Engine session) cached
+        site.responder = ScriptedResponder(fault.replies, fallback=lambda request: ANSWER)
+        if fault.setup:
+            name, value = fault.setup.split("=")
+            if name == "advance":
+                site.advance(float(value))
+            elif name == "chunk_delay":
+                site.chunk_delay = float(value)
+            else:
+                setattr(site, name, value)
+            if name == "cloudflare" and value == "get":
+                cache.clear()
+        chat, pages = len(site.chat_requests()), len(site.page_requests())
+        started = time.monotonic()
+        if fault.outcome is None:
+            answer = await call(model, path, "go")
+            assert answer.text == fault.answer, f"{len(answer.text)} chars: {answer.text[:80]!r}"
+        else:
+            with pytest.raises(fault.outcome):
+                await call(model, path, "go")
+        elapsed = time.monotonic() - started
+        made = (len(site.chat_requests()) - chat, len(site.page_requests()) - pages)
+        assert made == fault.traffic(plugin), "(chat requests, page GETs) of the faulted call"
+        requests = sum(fault.traffic(plugin))
+        assert elapsed < TIMEOUT * requests + MARGIN + fault.extra_seconds
+
+
+def test_readme_shows_the_plugin_fault_matrix() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert plugin_matrix_markdown() in readme, (
+        "update the README's fault matrix for the newer plugins:\n" + plugin_matrix_markdown()
+    )
