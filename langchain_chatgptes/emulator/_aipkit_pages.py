@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_chatgptes.emulator import _aipkit_plugin as aip
-from langchain_chatgptes.emulator._pages import PageFacts, PageVariant, legacy_chat_box
+from langchain_chatgptes.emulator._pages import (
+    PageFacts,
+    PageVariant,
+    assistant_page,
+    legacy_chat_box,
+)
 from langchain_chatgptes.emulator._plugin import AJAX_PATH
 from langchain_chatgptes.emulator._wordpress import esc_attr, php_json, php_json_unicode
 
@@ -192,32 +197,12 @@ def render_aipkit_page(facts: AipkitPageFacts, variant: PageVariant) -> str:
         if variant == "both" and facts.legacy_box is not None:
             boxes = "\n".join(filter(None, (legacy_chat_box(facts.legacy_box), boxes)))
         chat = boxes + "\n"
-    body_class = ("home " if not facts.path else "") + (
-        f"page-template-default page page-id-{facts.post_id}"
+    return assistant_page(
+        base,
+        facts.path,
+        facts.post_id,
+        head=css,
+        rest_root=f"{base}/wp-json/",
+        chat=chat,
+        footer=assets,
     )
-    canonical = f"{base}/{facts.path + '/' if facts.path else ''}"
-    return f"""<!DOCTYPE html>
-<html lang="en-US">
-<head>
-<meta charset="UTF-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Chat &#8211; AI Assistant</title>
-<meta name='robots' content='index, follow, max-image-preview:large' />
-<link rel="canonical" href="{canonical}" />
-{css}<link rel="https://api.w.org/" href="{base}/wp-json/" />
-</head>
-<body class="{body_class}">
-<div id="page" class="site">
-<main id="primary" class="site-main">
-<article id="post-{facts.post_id}"
- class="post-{facts.post_id} page type-page status-publish hentry">
-<div class="entry-content">
-<p>Ask our assistant anything.</p>
-{chat}</div>
-</article>
-</main>
-<footer id="colophon" class="site-footer"><p>&copy; AI Assistant</p></footer>
-</div>
-{assets}</body>
-</html>
-"""

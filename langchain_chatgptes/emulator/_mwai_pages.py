@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_chatgptes.emulator import _mwai_plugin as mw
 from langchain_chatgptes.emulator._aipkit_pages import AipkitPageFacts, aipkit_markup
-from langchain_chatgptes.emulator._pages import PageVariant, legacy_chat_box
+from langchain_chatgptes.emulator._pages import PageVariant, assistant_page, legacy_chat_box
 from langchain_chatgptes.emulator._wordpress import (
     htmlspecialchars,
     is_numeric,
@@ -152,33 +152,12 @@ def render_mwai_page(facts: MwaiPageFacts, variant: PageVariant) -> str:
             f'<script src="{base}{mw.SCRIPT_PATH}?ver={mw.SCRIPT_VERSION}" '
             f'id="{mw.SCRIPT_ID}"></script>\n'
         )
-    post_id = facts.post_id
-    body_class = (
-        "home " if not facts.path else ""
-    ) + f"page-template-default page page-id-{post_id}"
-    canonical = f"{base}/{facts.path + '/' if facts.path else ''}"
-    return f"""<!DOCTYPE html>
-<html lang="en-US">
-<head>
-<meta charset="UTF-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Chat &#8211; AI Assistant</title>
-<meta name='robots' content='index, follow, max-image-preview:large' />
-<link rel="canonical" href="{canonical}" />
-{head_css}<link rel="https://api.w.org/" href="{facts.rest_url}/" />
-</head>
-<body class="{body_class}">
-<div id="page" class="site">
-<main id="primary" class="site-main">
-<article id="post-{post_id}"
- class="post-{post_id} page type-page status-publish hentry">
-<div class="entry-content">
-<p>Ask our assistant anything.</p>
-{chat}</div>
-</article>
-</main>
-<footer id="colophon" class="site-footer"><p>&copy; AI Assistant</p></footer>
-</div>
-{assets}</body>
-</html>
-"""
+    return assistant_page(
+        base,
+        facts.path,
+        facts.post_id,
+        head=head_css,
+        rest_root=f"{facts.rest_url}/",
+        chat=chat,
+        footer=assets,
+    )

@@ -172,6 +172,50 @@ def render_page(facts: PageFacts, variant: PageVariant) -> str:
     return " ".join(line.strip() for line in page.splitlines()) if variant == "minified" else page
 
 
+def assistant_page(
+    base_url: str,
+    path: str,
+    post_id: int | str,
+    *,
+    head: str,
+    rest_root: str,
+    chat: str,
+    footer: str,
+) -> str:
+    """The theme's page around the newer plugins' bots (AIPKit and AI Engine pages share it).
+
+    ``head``: stylesheet links printed in ``<head>``; ``rest_root``: the ``api.w.org`` link;
+    ``chat``: the bots' markup; ``footer``: what is printed before ``</body>``.
+    """
+    body_class = ("home " if not path else "") + f"page-template-default page page-id-{post_id}"
+    canonical = f"{base_url}/{path + '/' if path else ''}"
+    return f"""<!DOCTYPE html>
+<html lang="en-US">
+<head>
+<meta charset="UTF-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Chat &#8211; AI Assistant</title>
+<meta name='robots' content='index, follow, max-image-preview:large' />
+<link rel="canonical" href="{canonical}" />
+{head}<link rel="https://api.w.org/" href="{rest_root}" />
+</head>
+<body class="{body_class}">
+<div id="page" class="site">
+<main id="primary" class="site-main">
+<article id="post-{post_id}"
+ class="post-{post_id} page type-page status-publish hentry">
+<div class="entry-content">
+<p>Ask our assistant anything.</p>
+{chat}</div>
+</article>
+</main>
+<footer id="colophon" class="site-footer"><p>&copy; AI Assistant</p></footer>
+</div>
+{footer}</body>
+</html>
+"""
+
+
 NOT_FOUND_PAGE = """<!DOCTYPE html>
 <html lang="es">
 <head><meta charset="UTF-8"><title>Página no encontrada &#8211; ChatGPT Español</title></head>
