@@ -177,6 +177,23 @@ class Call(ABC):
         return None
 
 
+class OneRequestCall(Call):
+    """A call of one request: :meth:`request` is made once, then the call is complete."""
+
+    _sent = False
+
+    @abstractmethod
+    def request(self) -> HttpRequest:
+        """The call's one request."""
+
+    def next_request(self) -> HttpRequest | None:
+        """:meth:`request` the first time, then ``None``."""
+        if self._sent:
+            return None
+        self._sent = True
+        return self.request()
+
+
 class SiteProtocol(ABC):
     """A WordPress chat plugin's protocol (one per plugin generation).
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from langchain_chatgptes._limits import MAX_BODY_BYTES, MAX_PAGE_BYTES
 from langchain_chatgptes.errors import (
@@ -12,6 +14,7 @@ from langchain_chatgptes.errors import (
     ResponseTooLargeError,
 )
 from langchain_chatgptes.protocols._base import ReplyHead
+from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser
 
 CLOUDFLARE_MARKERS = (
     "<title>just a moment...</title>",
@@ -108,6 +111,66 @@ class WholeBody:
         """The collected bytes (the collector is empty afterwards)."""
         parts, self._parts = self._parts, bytearray()
         return parts
+
+
+def json_object(body: bytes | bytearray) -> dict[str, Any] | None:
+    """``body`` as a JSON object, or ``None`` for anything else (unreadable, a list, ...)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class SniffedBody:
+    """A reply body whose first bytes say what it is, whatever its ``Content-Type``.
+
+    An event stream is parsed as it arrives; anything else (the plugin's JSON, an error
+    page) is collected whole, under the body cap, and judged by the protocol at the end.
+    """
+
+    def __init__(self, is_stream: Callable[[bytes], bool | None]) -> None:
+        """``is_stream(prefix)``: True for a stream, False for a whole body, None: read on."""
+        self._is_stream = is_stream
+        self._prefix = bytearray()
+        self._parser: SSEParser | None = None
+        self._whole: WholeBody | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether the body turned out to be an event stream."""
+        return self._parser is not None
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """The stream events ``data`` completes (none while undecided, none for a whole body)."""
+        if self._parser is not None:
+            return self._parser.feed(data)
+        if self._whole is not None:
+            self._whole.add(data)
+            return []
+        self._prefix += data
+        kind = self._is_stream(bytes(self._prefix))
+        if kind is None:
+            return []
+        data, self._prefix = bytes(self._prefix), bytearray()
+        if kind:
+            self._parser = SSEParser()
+            return self._parser.feed(data)
+        self._whole = WholeBody()
+        self._whole.add(data)
+        return []
+
+    def finish(self) -> list[SSEEvent]:
+        """The stream's last events (call only when :attr:`is_stream`)."""
+        assert self._parser is not None  # noqa: S101 (callers check is_stream)
+        return self._parser.finish()
+
+    def whole(self) -> bytearray:
+        """The body read whole (or what came before it could be told apart)."""
+        if self._whole is not None:
+            return self._whole.take()
+        body, self._prefix = self._prefix, bytearray()
+        return body
 
 
 def page_text(head: ReplyHead, body: bytes) -> str:

@@ -41,13 +41,20 @@ from langchain_chatgptes.protocols._base import (
     Findings,
     HttpRequest,
     Metadata,
+    OneRequestCall,
     ReplyHead,
     SiteProtocol,
     TextDelta,
 )
-from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._common import (
+    SniffedBody,
+    WholeBody,
+    check_status,
+    excerpt,
+    json_object,
+)
 from langchain_chatgptes.protocols._html import json_attribute, start_tags
-from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser, looks_like_sse
+from langchain_chatgptes.protocols._sse import SSEEvent, looks_like_sse
 from langchain_chatgptes.protocols.wpaicg import page_origin
 
 # --- constants of the plugin (wp-chat-plugins.md, Part A) -----------------------------------
@@ -253,18 +260,14 @@ class _Call(Call):
         return _MessageReader(self)
 
 
-class _RefreshCall(Call):
+class _RefreshCall(OneRequestCall):
     """``aipkit_get_frontend_chat_nonce``: a fresh nonce, or none (then the page is read)."""
 
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self.fresh: str | None = None
-        self._sent = False
 
-    def next_request(self) -> HttpRequest | None:
-        if self._sent:
-            return None
-        self._sent = True
+    def request(self) -> HttpRequest:
         form = (("action", NONCE_ACTION), ("bot_id", self.bot.bot_id))
         return HttpRequest(
             "POST", self.bot.endpoint, _headers(self.bot, "*/*"), form=form, step="nonce"
@@ -301,14 +304,6 @@ class AipkitProtocol(SiteProtocol):
 # --- the replies ----------------------------------------------------------------------------
 
 
-def _json_object(body: bytes | bytearray) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _error_data(obj: Mapping[str, Any] | None) -> tuple[str, str]:
     """``(message, code)`` of a ``wp_send_json_error`` body."""
     data = obj.get("data") if obj else None
@@ -327,7 +322,7 @@ def _not_public(message: str) -> SiteError:
 
 def _check_json_status(head: ReplyHead, body: bytes | bytearray, action: str) -> dict[str, Any]:
     """The JSON of a cache/message/nonce reply, or the error its status and body mean."""
-    obj = _json_object(body)
+    obj = json_object(body)
     message, code = _error_data(obj)
     if code == NONCE_FAILURE_CODE or (head.status == 403 and message in STREAM_NONCE_ERRORS):
         raise NonceRejectedError(f"The site rejected the nonce ({message!r}).", status_code=403)
@@ -410,7 +405,7 @@ class _NonceReader(BodyReader):
     def finish(self, head: ReplyHead) -> list[Event]:
         # Anything but a fresh nonce (an older plugin without the endpoint, a refusal)
         # leaves the state alone: the page is then read again.
-        obj = _json_object(self._body.take()) if 200 <= head.status < 300 else None
+        obj = json_object(self._body.take()) if 200 <= head.status < 300 else None
         data = obj.get("data") if obj and obj.get("success") is True else None
         nonce = data.get("nonce") if isinstance(data, Mapping) else None
         if isinstance(nonce, str) and nonce:
@@ -423,41 +418,24 @@ class _StreamReader(BodyReader):
 
     def __init__(self, call: _Call) -> None:
         self._call = call
-        self._parser: SSEParser | None = None
-        self._prefix = bytearray()
-        self._whole: WholeBody | None = None
+        self._body = SniffedBody(lambda prefix: looks_like_sse(prefix[:64]))
         self._text_seen = False
         self._done = False
         self._restart = False  # the cache key was gone: the call goes back to the POST
         self._warnings: list[str] = []
 
     def feed(self, data: bytes) -> list[Event]:
-        if self._parser is not None:
-            return self._events(self._parser.feed(data))
-        if self._whole is not None:
-            self._whole.add(data)
-            return []
-        self._prefix += data
-        kind = looks_like_sse(bytes(self._prefix[:64]))
-        if kind is None:
-            return []
-        data, self._prefix = bytes(self._prefix), bytearray()
-        if kind:
-            self._parser = SSEParser()
-            return self._events(self._parser.feed(data))
-        self._whole = WholeBody()
-        self._whole.add(data)
-        return []
+        return self._events(self._body.feed(data))
 
     def finish(self, head: ReplyHead) -> list[Event]:
-        if self._parser is None:
-            body = self._whole.take() if self._whole is not None else self._prefix
+        if not self._body.is_stream:
+            body = self._body.whole()
             obj = _check_json_status(head, body, STREAM_ACTION)  # raises for what it means
             raise ResponseFormatError(
                 f"Expected the plugin's event stream but got JSON: {excerpt(json.dumps(obj))!r}"
             )
         check_status(head, b"")
-        events = self._events(self._parser.finish())
+        events = self._events(self._body.finish())
         if self._restart:
             return events
         if not self._done:

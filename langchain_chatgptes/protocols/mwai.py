@@ -43,14 +43,21 @@ from langchain_chatgptes.protocols._base import (
     Findings,
     HttpRequest,
     Metadata,
+    OneRequestCall,
     ReplyHead,
     SiteProtocol,
     TextDelta,
     Usage,
 )
-from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._common import (
+    SniffedBody,
+    WholeBody,
+    check_status,
+    excerpt,
+    json_object,
+)
 from langchain_chatgptes.protocols._html import json_attribute, start_tags
-from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser
+from langchain_chatgptes.protocols._sse import SSEEvent
 from langchain_chatgptes.protocols.wpaicg import page_origin
 
 # --- constants of the plugin (wp-chat-plugins.md, Part B) -----------------------------------
@@ -272,18 +279,14 @@ def _headers(bot: Bot, accept: str, nonce: str = "") -> tuple[tuple[str, str], .
     return tuple(headers)
 
 
-class _SessionCall(Call):
+class _SessionCall(OneRequestCall):
     """``start_session``: a guest's nonce and session cookie (no ``X-WP-Nonce`` sent)."""
 
     def __init__(self, bot: Bot, state: BotState) -> None:
         self.bot, self.state = bot, state
         self.fresh: BotState | None = None
-        self._sent = False
 
-    def next_request(self) -> HttpRequest | None:
-        if self._sent:
-            return None
-        self._sent = True
+    def request(self) -> HttpRequest:
         return HttpRequest(
             "POST",
             self.bot.facts["rest_url"] + SESSION_ROUTE,
@@ -300,7 +303,7 @@ class _SessionCall(Call):
         return self.fresh
 
 
-class _SubmitCall(Call):
+class _SubmitCall(OneRequestCall):
     """One ``chats/submit`` POST, read as a stream or as one JSON object."""
 
     def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
@@ -308,12 +311,8 @@ class _SubmitCall(Call):
         session = _session_of(state) or bot.facts.get("session", "")
         self.body, self.sent_text = submit_body(bot, chat, session)
         self.new_nonce = ""
-        self._sent = False
 
-    def next_request(self) -> HttpRequest | None:
-        if self._sent:
-            return None
-        self._sent = True
+    def request(self) -> HttpRequest:
         return HttpRequest(
             "POST",
             self.bot.endpoint,
@@ -360,14 +359,6 @@ class MwaiProtocol(SiteProtocol):
 # --- the replies ----------------------------------------------------------------------------
 
 
-def _json_object(body: bytes | bytearray) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _site_error(message: str, status: int | None = None) -> Exception:
     """The error for a message the plugin sent in place of an answer."""
     if message.startswith(LIMIT_PREFIX):
@@ -410,7 +401,7 @@ class _SessionReader(BodyReader):
 
     def finish(self, head: ReplyHead) -> list[Event]:
         body = self._body.take()
-        obj = _json_object(body)
+        obj = json_object(body)
         if head.status == 404 and obj is not None and obj.get("code") == NO_ROUTE_CODE:
             return []  # before 2.4.4: no sessions (the page's nonce is all there is)
         _check_json(head, obj, body)
@@ -429,41 +420,31 @@ class _SessionReader(BodyReader):
         return []
 
 
+def _is_stream(prefix: bytes) -> bool | None:
+    """``data:`` lines (the stream) or a whole body (JSON, or HTML); None: too short to tell."""
+    head = prefix.lstrip()
+    if len(head) < len(b"data:") and not head.startswith((b"{", b"[", b"<")):
+        return None
+    return head.startswith(b"data:")
+
+
 class _SubmitReader(BodyReader):
     """Event-stream lines or one JSON object, told apart by the body itself (B.3)."""
 
     def __init__(self, call: _SubmitCall) -> None:
         self._call = call
-        self._parser: SSEParser | None = None
-        self._prefix = bytearray()
-        self._whole: WholeBody | None = None
+        self._body = SniffedBody(_is_stream)
         self._text_seen = False
         self._ended = False
 
     def feed(self, data: bytes) -> list[Event]:
-        if self._parser is not None:
-            return self._events(self._parser.feed(data))
-        if self._whole is not None:
-            self._whole.add(data)
-            return []
-        self._prefix += data
-        head = bytes(self._prefix).lstrip()
-        if len(head) < len(b"data:") and not head.startswith((b"{", b"[", b"<")):
-            return []
-        data, self._prefix = bytes(self._prefix), bytearray()
-        if head.startswith(b"data:"):
-            self._parser = SSEParser()
-            return self._events(self._parser.feed(data))
-        self._whole = WholeBody()
-        self._whole.add(data)
-        return []
+        return self._events(self._body.feed(data))
 
     def finish(self, head: ReplyHead) -> list[Event]:
-        if self._parser is None:
-            body = self._whole.take() if self._whole is not None else self._prefix
-            return self._json_reply(head, body)
+        if not self._body.is_stream:
+            return self._json_reply(head, self._body.whole())
         if not self._ended:
-            events = self._events(self._parser.finish())
+            events = self._events(self._body.finish())
             if self._ended:
                 return events
             check_status(head, b"")
@@ -474,7 +455,7 @@ class _SubmitReader(BodyReader):
         return []
 
     def _json_reply(self, head: ReplyHead, body: bytes | bytearray) -> list[Event]:
-        obj = _json_object(body)
+        obj = json_object(body)
         _check_json(head, obj, body)
         assert obj is not None  # noqa: S101 (_check_json raised otherwise)
         return self._final(obj, streamed=False)

@@ -35,6 +35,7 @@ from langchain_chatgptes.protocols._base import (
     Event,
     Findings,
     HttpRequest,
+    OneRequestCall,
     ReplyHead,
     SiteProtocol,
     TextDelta,
@@ -205,12 +206,12 @@ def build_form(bot: Bot, nonce: str, message: str, client_id: str) -> tuple[tupl
     )
 
 
-class _Call(Call):
+class _Call(OneRequestCall):
     """One POST; its reply is the answer."""
 
     def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
         self.sent_text = flatten(chat)
-        self._request: HttpRequest | None = HttpRequest(
+        self._request = HttpRequest(
             "POST",
             bot.endpoint,
             headers=bot.facts["headers"],
@@ -219,9 +220,8 @@ class _Call(Call):
             step="chat",
         )
 
-    def next_request(self) -> HttpRequest | None:
-        request, self._request = self._request, None
-        return request
+    def request(self) -> HttpRequest:
+        return self._request
 
     def reader(self) -> BodyReader:
         return ReplyReader()
