@@ -29,9 +29,13 @@ def doctor(base_url: str, proxy: str | None = None, timeout: float = 5) -> tuple
     return healthy, out.getvalue()
 
 
-def lines(report: str) -> dict[str, str]:
-    """The step lines of a report, by step name."""
-    steps = ("fetch page", "read page", "send prompt")
+LEGACY_STEPS = ("fetch page", "read page", "send prompt")
+AIPKIT_STEPS = ("fetch page", "read page", "nonce", "cache POST", "stream")
+MWAI_STEPS = ("fetch page", "read page", "session", "send prompt")
+
+
+def lines(report: str, steps: tuple[str, ...] = LEGACY_STEPS) -> dict[str, str]:
+    """The step lines of a report, by step name (the steps of one plugin's doctor)."""
     return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
 
 
@@ -303,11 +307,6 @@ def test_a_server_that_does_not_speak_http() -> None:
 # --- an AIPKit site ----------------------------------------------------------------------
 
 
-def aipkit_lines(report: str) -> dict[str, str]:
-    steps = ("fetch page", "read page", "nonce", "cache POST", "stream")
-    return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
-
-
 @pytest.fixture
 def aipkit_site() -> Iterator[Emulator]:
     with Emulator(plugin="aipkit") as site:
@@ -318,7 +317,7 @@ def test_healthy_aipkit_site(aipkit_site: Emulator) -> None:
     aipkit_site.responder = ScriptedResponder(["pong"])
     healthy, report = doctor(aipkit_site.base_url)
     assert healthy, report
-    steps = aipkit_lines(report)
+    steps = lines(report, AIPKIT_STEPS)
     assert list(steps) == ["fetch page", "read page", "nonce", "cache POST", "stream"]
     assert all(line[13:17] == "OK  " for line in steps.values()), report
     assert "aipkit bot 123 ('Support Bot'), inline" in steps["read page"]
@@ -338,14 +337,14 @@ def test_aipkit_site_without_a_nonce_action(aipkit_site: Emulator) -> None:
     aipkit_site.aipkit_nonce_refresh = False
     healthy, report = doctor(aipkit_site.base_url)
     assert healthy, report
-    assert "no fresh-nonce endpoint (an older plugin)" in aipkit_lines(report)["nonce"]
+    assert "no fresh-nonce endpoint (an older plugin)" in lines(report, AIPKIT_STEPS)["nonce"]
 
 
 def test_aipkit_cache_post_failing_skips_the_stream(aipkit_site: Emulator) -> None:
     aipkit_site.cache_faults.append(Reply.raw(503, '{"success":false,"data":{}}'))
     healthy, report = doctor(aipkit_site.base_url)
     assert not healthy
-    steps = aipkit_lines(report)
+    steps = lines(report, AIPKIT_STEPS)
     assert " FAIL " in steps["cache POST"] and "503" in steps["cache POST"]
     assert " SKIP " in steps["stream"] and "'cache POST' failed" in steps["stream"]
     assert report.splitlines()[-1] == "not healthy: cache POST"
@@ -356,7 +355,7 @@ def test_aipkit_stream_failing_is_its_own_line(aipkit_site: Emulator) -> None:
     aipkit_site.responder = ScriptedResponder([Reply.site_error("upstream down")])
     healthy, report = doctor(aipkit_site.base_url)
     assert not healthy
-    steps = aipkit_lines(report)
+    steps = lines(report, AIPKIT_STEPS)
     assert " OK " in steps["cache POST"]
     assert " FAIL " in steps["stream"] and "API Error: upstream down" in steps["stream"]
     assert report.splitlines()[-1] == "not healthy: stream"
@@ -387,11 +386,6 @@ def test_doctor_with_the_bundled_aipkit_emulator(capsys: pytest.CaptureFixture[s
 # --- an AI Engine site ---------------------------------------------------------------------
 
 
-def mwai_lines(report: str) -> dict[str, str]:
-    steps = ("fetch page", "read page", "session", "send prompt")
-    return {line[:12].strip(): line for line in report.splitlines() if line.startswith(steps)}
-
-
 @pytest.fixture
 def mwai_site() -> Iterator[Emulator]:
     with Emulator(plugin="mwai") as site:
@@ -402,7 +396,7 @@ def test_healthy_ai_engine_site(mwai_site: Emulator) -> None:
     mwai_site.responder = ScriptedResponder(["pong"])
     healthy, report = doctor(mwai_site.base_url)
     assert healthy, report
-    steps = mwai_lines(report)
+    steps = lines(report, MWAI_STEPS)
     assert list(steps) == ["fetch page", "read page", "session", "send prompt"]
     assert "mwai bot default" in steps["read page"]
     assert "longest message 512 characters" in steps["read page"]
@@ -421,14 +415,14 @@ def test_ai_engine_before_sessions(mwai_site: Emulator) -> None:
     mwai_site.mwai_start_session = False
     healthy, report = doctor(mwai_site.base_url)
     assert healthy, report
-    assert "no start_session route (AI Engine before 2.4.4)" in mwai_lines(report)["session"]
+    assert "no start_session route (AI Engine before 2.4.4)" in lines(report, MWAI_STEPS)["session"]
 
 
 def test_ai_engine_without_any_nonce_fails_at_the_session(mwai_site: Emulator) -> None:
     mwai_site.mwai_start_session = False
     healthy, report = doctor(mwai_site.base_url)
     assert not healthy
-    steps = mwai_lines(report)
+    steps = lines(report, MWAI_STEPS)
     assert " FAIL " in steps["session"] and "no start_session route" in steps["session"]
     assert " SKIP " in steps["send prompt"]
 
@@ -437,14 +431,17 @@ def test_ai_engine_session_fault_is_its_line(mwai_site: Emulator) -> None:
     mwai_site.session_faults.append(Reply.raw(502, "<html>Bad gateway</html>"))
     healthy, report = doctor(mwai_site.base_url)
     assert not healthy
-    assert " FAIL " in mwai_lines(report)["session"] and "502" in mwai_lines(report)["session"]
+    assert (
+        " FAIL " in lines(report, MWAI_STEPS)["session"]
+        and "502" in lines(report, MWAI_STEPS)["session"]
+    )
 
 
 def test_ai_engine_error_on_the_prompt(mwai_site: Emulator) -> None:
     mwai_site.banned_words = ("pong",)
     healthy, report = doctor(mwai_site.base_url)
     assert not healthy
-    assert "rejected" in mwai_lines(report)["send prompt"]
+    assert "rejected" in lines(report, MWAI_STEPS)["send prompt"]
 
 
 def test_doctor_with_the_bundled_ai_engine_emulator(capsys: pytest.CaptureFixture[str]) -> None:
