@@ -72,7 +72,8 @@ def test_no_invented_addresses() -> None:
     assert "urls" not in PROJECT
     for name in ("README.md", "CHANGELOG.md", "pyproject.toml"):
         text = (ROOT / name).read_text(encoding="utf-8")
-        assert "github.com" not in text, f"{name} links to a repository that does not exist yet"
+        for host in ("github.com", "githubusercontent.com"):
+            assert host not in text, f"{name} links to a repository that does not exist yet"
 
 
 def test_sdist_leaves_out_benchmark_results_and_local_files() -> None:
