@@ -219,9 +219,11 @@ class Pipeline:
                 page = self.cache.get(self.settings.page_url) or await self.page()
                 bot = choose_bot(page, self.settings.plugin, self.settings.bot_id)
                 state = self.cache.state(self.settings.page_url, bot)
-                if protocol_named(bot.protocol).prepare(bot, state) is not None:
+                protocol = protocol_named(bot.protocol)
+                if protocol.prepare(bot, state) is not None:
+                    protocol.check_input(bot, chat)  # bad input sends nothing, a session neither
                     state = await self._prepare(bot)
-                call = protocol_named(bot.protocol).start(bot, state, chat)
+                call = protocol.start(bot, state, chat)
                 yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id})]
                 try:
                     async for batch in self._run(call):
@@ -293,9 +295,15 @@ class Pipeline:
                 state = new_state
             ready.append(state)
 
-        await self.cache.once(("prepare", key, bot.protocol, bot.bot_id), work)
-        # A caller that waited reads what the first one stored.
-        return ready[0] if ready else self.cache.state(key, bot)
+        while True:
+            await self.cache.once(("prepare", key, bot.protocol, bot.bot_id), work)
+            if ready:
+                return ready[0]
+            # A caller that waited reads what the first one stored; if that one was
+            # cancelled before storing it, the set-up is still to do: lead or wait again.
+            state = self.cache.state(key, bot)
+            if protocol.prepare(bot, state) is None:
+                return state
 
     async def _refresh(self, bot: Bot, state: BotState) -> None:
         """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again.

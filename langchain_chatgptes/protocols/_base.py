@@ -218,6 +218,13 @@ class SiteProtocol(ABC):
         """
         return None
 
+    def check_input(self, bot: Bot, chat: ChatInput) -> None:
+        """Raise ``InvalidInputError`` for a call the site would refuse (default: none).
+
+        :meth:`start` checks too; this lets the pipeline refuse before a set-up request.
+        """
+        return None
+
     @abstractmethod
     def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
         """A fresh call to ``bot`` with the current ``state``."""

@@ -86,8 +86,13 @@ NO_ROUTE_CODE = "rest_no_route"
 REJECTED = "Sorry, your query has been rejected."
 """The submit route's refusal: no bot, an empty message, or one above the length limit."""
 
-LIMIT_PREFIX = "You have reached the limit"
-"""The start of the plugin's default usage-limit messages (B.3; the wording is a setting)."""
+LIMIT_PREFIXES = ("You have reached the limit", "Our chatbot went to sleep.")
+"""The starts of the plugin's default usage-limit messages: guests' and users' limits, and the
+site-wide (system) limit (``MWAI_LIMITS`` in ``constants/init.php``; the wording is a
+setting)."""
+
+PHP_TRIM = " \t\n\r\0\x0b"
+"""What PHP's ``trim()`` removes: the plugin trims ``newMessage`` before measuring it."""
 
 DEFAULT_MAX_LENGTH = 512
 """``textInputMaxLength`` when the page does not say (B.1)."""
@@ -117,6 +122,13 @@ def _number(value: Any) -> int | None:
 def _id(value: Any) -> str:
     number = _number(value)
     return str(number) if number is not None else _text(value)
+
+
+def _max_length(limit: float | None) -> int | None:
+    """The page's ``textInputMaxLength``: absent means the default, 0 means no check."""
+    if limit is None:
+        return DEFAULT_MAX_LENGTH
+    return int(limit) if limit > 0 else None
 
 
 def describe_missing(missing: tuple[str, ...]) -> str:
@@ -167,8 +179,9 @@ def find_bots(html: str, page_url: str) -> Findings:
                 facts={
                     "id_field": "botId" if bot_id else "customId",
                     "rest_url": rest_url,
-                    # customId bots resolve to server params without the limit (B.3).
-                    "max_length": (limit or DEFAULT_MAX_LENGTH) if bot_id else None,
+                    # customId bots resolve to server params without the limit (B.3); a
+                    # limit of 0 turns the plugin's check off.
+                    "max_length": _max_length(limit) if bot_id else None,
                     "context_id": _number(system.get("contextId")),
                     "session": _text(system.get("sessionId")),
                     "streams": system.get("stream") is not False,
@@ -218,6 +231,24 @@ def conversation(chat: ChatInput) -> tuple[list[dict[str, str]], str, bool]:
     return messages, new_message, typed
 
 
+def check_length(bot: Bot, new_message: str) -> None:
+    """Refuse a ``newMessage`` longer than the site takes, as the plugin measures it.
+
+    Raises:
+        InvalidInputError: Longer than the bot's ``textInputMaxLength`` once trimmed (the
+            plugin would refuse it; it is never cut here).
+    """
+    limit = bot.facts.get("max_length")
+    length = len(new_message.strip(PHP_TRIM))  # code points, as PHP's mb_strlen counts
+    if limit is not None and length > limit:
+        raise InvalidInputError(
+            f"The last human message is {length} characters long; this AI Engine "
+            f"site takes at most {limit} (its textInputMaxLength). Shorten it, or move "
+            "context into a system message or earlier turns.",
+            setting="messages",
+        )
+
+
 def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
     """The submit route's JSON body, and its text (all turns, for the usage estimate).
 
@@ -229,14 +260,7 @@ def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
             ``textInputMaxLength`` (the plugin would refuse it; it is never cut here).
     """
     messages, new_message, typed = conversation(chat)
-    limit = bot.facts.get("max_length")
-    if typed and limit is not None and len(new_message) > limit:
-        raise InvalidInputError(
-            f"The last human message is {len(new_message)} characters long; this AI Engine "
-            f"site takes at most {limit} (its textInputMaxLength). Shorten it, or move "
-            "context into a system message or earlier turns.",
-            setting="messages",
-        )
+    check_length(bot, new_message if typed else "")
     earlier = len(messages) - 1
     if earlier > MAX_MESSAGES:
         warnings.warn(
@@ -343,6 +367,11 @@ class MwaiProtocol(SiteProtocol):
         """See :func:`find_bots`."""
         return find_bots(html, page_url)
 
+    def check_input(self, bot: Bot, chat: ChatInput) -> None:
+        """The site's length rule (see :func:`check_length`)."""
+        _, new_message, typed = conversation(chat)
+        check_length(bot, new_message if typed else "")
+
     def prepare(self, bot: Bot, state: BotState) -> Call | None:
         """``start_session`` when the page gave no nonce (guests of 2.4.4+)."""
         return None if state.nonce else _SessionCall(bot, state)
@@ -361,7 +390,7 @@ class MwaiProtocol(SiteProtocol):
 
 def _site_error(message: str, status: int | None = None) -> Exception:
     """The error for a message the plugin sent in place of an answer."""
-    if message.startswith(LIMIT_PREFIX):
+    if message.startswith(LIMIT_PREFIXES):
         return RateLimitError(f"The site's usage limit was reached: {message}", status_code=status)
     return SiteError(message or "unknown error (no message)", status_code=status)
 
@@ -428,6 +457,16 @@ def _is_stream(prefix: bytes) -> bool | None:
     return head.startswith(b"data:")
 
 
+def _decode_end(data: Any, line: str) -> Any:
+    """The ``end`` line's ``data``: a JSON string holding the final reply (B.3)."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ResponseFormatError(f"Unreadable 'end' line: {line[:200]!r}") from exc
+
+
 class _SubmitReader(BodyReader):
     """Event-stream lines or one JSON object, told apart by the body itself (B.3)."""
 
@@ -456,6 +495,8 @@ class _SubmitReader(BodyReader):
 
     def _json_reply(self, head: ReplyHead, body: bytes | bytearray) -> list[Event]:
         obj = json_object(body)
+        if obj is not None:  # error replies carry a new_token too (B.2)
+            self._call.new_nonce = _text(obj.get("new_token")) or self._call.new_nonce
         _check_json(head, obj, body)
         assert obj is not None  # noqa: S101 (_check_json raised otherwise)
         return self._final(obj, streamed=False)
@@ -495,7 +536,9 @@ class _SubmitReader(BodyReader):
                 )
             raise _site_error(message)
         if kind == "end":
-            final = json.loads(data) if isinstance(data, str) else data  # a JSON string (B.3)
+            final = _decode_end(data, item.data)
+            if isinstance(final, dict) and final.get("new_token"):
+                self._call.new_nonce = _text(final.get("new_token"))
             if not isinstance(final, dict):
                 raise ResponseFormatError(f"Unreadable 'end' line: {item.data[:200]!r}")
             if final.get("success") is False:
@@ -506,7 +549,7 @@ class _SubmitReader(BodyReader):
     def _final(self, final: Mapping[str, Any], *, streamed: bool) -> list[Event]:
         """The end of an answer: the reply (when no text streamed), usage, a new nonce."""
         self._ended = True
-        self._call.new_nonce = _text(final.get("new_token"))
+        self._call.new_nonce = _text(final.get("new_token")) or self._call.new_nonce
         events: list[Event] = []
         reply = _text(final.get("reply"))
         if not (self._text_seen and streamed):
@@ -520,7 +563,10 @@ class _SubmitReader(BodyReader):
                 _number(usage.get("prompt_tokens")),
                 _number(usage.get("completion_tokens")),
             )
-            if prompt is not None and completion is not None:
+            # "none" (the plugin's default, zero counts) and "estimated" are not counts of
+            # the model's own; the package's estimate stands then (usage_is_estimate).
+            measured = usage.get("accuracy") not in ("none", "estimated")
+            if measured and prompt is not None and completion is not None:
                 events.append(Usage(prompt, completion))
         extras = {key: final[key] for key in ("images", "actions", "responseId") if final.get(key)}
         if extras:

@@ -447,4 +447,8 @@ async def test_a_waiter_takes_over_a_cancelled_session(site: Emulator) -> None:
     message = await asyncio.wait_for(second, 5)
     assert message.text
     assert len(site.session_requests()) == 2
+    # The waiter started the session again itself before submitting: one submit, with the
+    # new session's nonce (not a nonce-less submit refused and then refreshed).
+    (submit,) = site.submit_requests()
+    assert submit.headers["x-wp-nonce"] == site.current_nonce()
     await model.aclose()

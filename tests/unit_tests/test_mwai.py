@@ -195,6 +195,13 @@ def test_a_page_without_the_limit_takes_the_plugin_default() -> None:
     assert bot_of(container(max_length=None)).facts["max_length"] == mwai.DEFAULT_MAX_LENGTH
 
 
+def test_a_limit_of_zero_is_no_limit() -> None:
+    # The plugin checks only `if ( $textInputMaxLength && ... )`.
+    bot = bot_of(container(max_length=0.0))
+    assert bot.facts["max_length"] is None
+    assert submit(bot, chat(("user", "x" * 5000))).next_request() is not None
+
+
 def test_a_window_bot_is_a_popup_and_inline_bots_come_first() -> None:
     assert bot_of(container("win", window=True), container("inline")).bot_id == "inline"
 
@@ -301,6 +308,8 @@ def test_a_message_longer_than_the_site_allows_is_refused_before_sending() -> No
         submit(bot, chat(("user", "x" * 21)))
     assert info.value.setting == "messages"
     assert submit(bot, chat(("user", "é" * 20))).next_request() is not None  # code points
+    # The plugin trims the message before it measures it.
+    assert submit(bot, chat(("user", " \n" + "x" * 20 + "\t "))).next_request() is not None
 
 
 def test_only_the_typed_message_counts_toward_the_limit() -> None:
@@ -414,6 +423,45 @@ def test_a_json_reply_is_read_too() -> None:
     assert text(events) == "Hi!" and Usage(25, 9) in events
 
 
+@pytest.mark.parametrize("accuracy", ["none", "estimated"])
+def test_usage_the_plugin_did_not_count_is_not_reported_as_real(accuracy: str) -> None:
+    usage = {**USAGE, "accuracy": accuracy}
+    assert not any(isinstance(e, Usage) for e in replied(lines(live("Hi"), end("Hi", usage=usage))))
+    counted = {**USAGE, "accuracy": "tokens"}
+    assert Usage(25, 9) in replied(lines(live("Hi"), end("Hi", usage=counted)))
+
+
+def test_an_unreadable_end_line_is_a_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="Unreadable 'end' line"):
+        replied(lines(live("Hi"), {"type": "end", "data": '{"success": tru'}))
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (
+            403,
+            lines(
+                {
+                    "type": "end",
+                    "data": json.dumps(
+                        {"success": False, "message": "no", "new_token": "fresh12345"}
+                    ),
+                }
+            ),
+        ),
+        (403, json.dumps({"success": False, "message": "no", "new_token": "fresh12345"}).encode()),
+    ],
+    ids=["end-line", "json"],
+)
+def test_new_token_of_an_error_reply_becomes_the_nonce(status: int, body: bytes) -> None:
+    call = submit()
+    call.next_request()
+    with pytest.raises(SiteError):
+        run_step(call, status, body)
+    assert call.new_state() == BotState("fresh12345", (("mwai_session_id", "66f1a2b3c4d5e"),))
+
+
 def test_new_token_becomes_the_nonce() -> None:
     call = submit()
     call.next_request()
@@ -468,6 +516,12 @@ def test_new_token_becomes_the_nonce() -> None:
             RateLimitError,
             "limit",
         ),
+        (
+            500,
+            {"success": False, "message": "Our chatbot went to sleep. Please try again later."},
+            RateLimitError,
+            "went to sleep",
+        ),
         (400, {"success": False, "message": "Invalid or expired shortcut."}, SiteError, "shortcut"),
         (200, {"success": True, "reply": "  "}, ResponseFormatError, "empty answer"),
     ],
@@ -485,6 +539,7 @@ def test_json_bodies_map_to_typed_errors(
         (mwai.REJECTED, SiteError),
         ("Sorry, your message has been rejected by moderation.", SiteError),
         ("You have reached the limit (check the Insights Tab > Limits > Guests).", RateLimitError),
+        ("Our chatbot went to sleep. Please try again later.", RateLimitError),  # site-wide limit
         ("Oops! Something went wrong on the server.", SiteError),
     ],
 )
@@ -627,3 +682,4 @@ async def test_a_too_long_message_sends_nothing_but_the_page() -> None:
     with pytest.raises(InvalidInputError, match="at most 512"):
         await ask(pipeline(site), chat(("user", "x" * 513)))
     assert "submit" not in site.steps()
+    assert "session" not in site.steps()  # a guest's session is not started for it either
