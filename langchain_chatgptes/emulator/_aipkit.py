@@ -32,7 +32,13 @@ from langchain_chatgptes.emulator._aipkit_pages import (
     AipkitPageFacts,
     render_aipkit_page,
 )
-from langchain_chatgptes.emulator._faults import FAULT_KINDS, abort, raw_response, send_fault
+from langchain_chatgptes.emulator._faults import (
+    FAULT_KINDS,
+    abort,
+    pop_fault,
+    raw_response,
+    send_fault,
+)
 from langchain_chatgptes.emulator._pages import PageFacts
 from langchain_chatgptes.emulator._plugin import CHECKBOX_MESSAGE
 from langchain_chatgptes.emulator._plugin import NONCE_ACTION as LEGACY_NONCE_ACTION
@@ -165,13 +171,6 @@ class AipkitSite:
             "Vary": "Origin",
         }
 
-    def _pop_fault(self, queue: list[Reply]) -> Reply | None:
-        with self._emu._lock:
-            reply = queue.pop(0) if queue else None
-        if reply is not None and reply.kind != "raw" and reply.kind not in FAULT_KINDS:
-            raise ValueError(f"a fault must be raw, reset, hang or drip, not {reply.kind!r}")
-        return reply
-
     # --- page (A.1, C.2 item 2) -----------------------------------------------------------------
 
     def page(self, path: str, request: web.Request) -> str:
@@ -268,7 +267,7 @@ class AipkitSite:
         form: dict[str, str],
         headers: dict[str, str],
     ) -> web.StreamResponse:
-        fault = self._pop_fault(self._emu.refresh_faults)
+        fault = pop_fault(self._emu._lock, self._emu.refresh_faults)
         if fault is not None:
             return raw_response(fault) if fault.kind == "raw" else await send_fault(request, fault)
         if wp.absint(form.get("bot_id", "")) > 0:  # bot_id only scopes the CORS check
@@ -290,7 +289,7 @@ class AipkitSite:
         headers: dict[str, str],
     ) -> web.StreamResponse:
         emu = self._emu
-        fault = self._pop_fault(emu.cache_faults)
+        fault = pop_fault(self._emu._lock, emu.cache_faults)
         if fault is not None:
             return raw_response(fault) if fault.kind == "raw" else await send_fault(request, fault)
         # Order (A.3.2): CORS (bot_id > 0, cross-origin) -> nonce -> images -> empty -> store.

@@ -1,8 +1,9 @@
-"""Connection-level misbehaviour shared by both plugins: :meth:`Reply.reset`, ``hang``, ``drip``."""
+"""Connection-level misbehaviour shared by the plugins: :meth:`Reply.reset`, ``hang``, ``drip``."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import NoReturn
 
 from aiohttp import web
@@ -10,6 +11,15 @@ from aiohttp import web
 from langchain_chatgptes.emulator.responders import Reply
 
 FAULT_KINDS = ("reset", "hang", "drip")
+
+
+def pop_fault(lock: threading.Lock, queue: list[Reply]) -> Reply | None:
+    """The next staged fault of a step's queue (``raw`` or a fault kind), or None."""
+    with lock:
+        reply = queue.pop(0) if queue else None
+    if reply is not None and reply.kind != "raw" and reply.kind not in FAULT_KINDS:
+        raise ValueError(f"a fault must be raw, reset, hang or drip, not {reply.kind!r}")
+    return reply
 
 
 def abort(request: web.Request) -> NoReturn:

@@ -28,7 +28,13 @@ from aiohttp import web
 
 from langchain_chatgptes.emulator import _mwai_plugin as mw
 from langchain_chatgptes.emulator import _wordpress as wp
-from langchain_chatgptes.emulator._faults import FAULT_KINDS, abort, raw_response, send_fault
+from langchain_chatgptes.emulator._faults import (
+    FAULT_KINDS,
+    abort,
+    pop_fault,
+    raw_response,
+    send_fault,
+)
 from langchain_chatgptes.emulator._mwai_pages import MwaiBot, MwaiPageFacts, render_mwai_page
 from langchain_chatgptes.emulator._plugin import CHECKBOX_MESSAGE
 from langchain_chatgptes.emulator._wire import split_answer
@@ -185,13 +191,6 @@ class MwaiSite:
         micros = (int((now - seconds) * 1_000_000) + next(self._uniq)) % 0x100000
         return f"{seconds:08x}{micros:05x}"
 
-    def _pop_fault(self, queue: list[Reply]) -> Reply | None:
-        with self._emu._lock:
-            reply = queue.pop(0) if queue else None
-        if reply is not None and reply.kind != "raw" and reply.kind not in FAULT_KINDS:
-            raise ValueError(f"a fault must be raw, reset, hang or drip, not {reply.kind!r}")
-        return reply
-
     # --- page (B.1, C.3 item 2) ---------------------------------------------------------------
 
     def page(self, path: str, request: web.Request) -> str:
@@ -248,7 +247,7 @@ class MwaiSite:
         matched = routes.get(name) if name is not None else None
         if name == mw.SESSION_ROUTE and matched is not None:
             # A fault of the host or a proxy in front of it: before WordPress runs.
-            fault = self._pop_fault(emu.session_faults)
+            fault = pop_fault(self._emu._lock, emu.session_faults)
             if fault is not None:
                 return (
                     raw_response(fault) if fault.kind == "raw" else await send_fault(request, fault)
