@@ -295,15 +295,11 @@ class Pipeline:
                 state = new_state
             ready.append(state)
 
-        while True:
-            await self.cache.once(("prepare", key, bot.protocol, bot.bot_id), work)
-            if ready:
-                return ready[0]
-            # A caller that waited reads what the first one stored; if that one was
-            # cancelled before storing it, the set-up is still to do: lead or wait again.
-            state = self.cache.state(key, bot)
-            if protocol.prepare(bot, state) is None:
-                return state
+        # If the caller running the set-up is cancelled, a waiting one runs it again.
+        while not await self.cache.once(("prepare", key, bot.protocol, bot.bot_id), work):
+            pass
+        # A caller that waited reads what the first one stored.
+        return ready[0] if ready else self.cache.state(key, bot)
 
     async def _refresh(self, bot: Bot, state: BotState) -> None:
         """Get a fresh nonce for ``bot``: the protocol's refresh call, or the page again.
@@ -328,4 +324,8 @@ class Pipeline:
             else:
                 self.cache.set_state(key, bot, new_state)
 
-        await self.cache.once(("refresh", key, bot.protocol, bot.bot_id, state.nonce), work)
+        # If the caller running the refresh is cancelled, a waiting one runs it again rather
+        # than resend the nonce that was refused.
+        flight = ("refresh", key, bot.protocol, bot.bot_id, state.nonce)
+        while not await self.cache.once(flight, work):
+            pass

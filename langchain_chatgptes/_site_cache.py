@@ -140,13 +140,16 @@ class SiteCache:
             await self.once(("page", key), load)
         return page
 
-    async def once(self, key: Hashable, work: Callable[[], Awaitable[None]]) -> None:
+    async def once(self, key: Hashable, work: Callable[[], Awaitable[None]]) -> bool:
         """Run ``work`` once for all callers that ask with the same ``key`` meanwhile.
 
         Single flight across threads and loops: the first caller runs ``work``; the others
-        wait for it and get its error if it fails. If the first caller is cancelled, the
-        others return without ``work`` having run: they check what they need and ask
-        again. ``work`` writes its result into the cache; nothing is returned.
+        wait for it and get its error if it fails. ``work`` writes its result into the
+        cache.
+
+        Returns:
+            True when ``work`` ran to its end (here or in the caller waited for); False
+            when the caller running it was cancelled first: ask again.
         """
         with self._checked():
             flight = self._flights.get(key)
@@ -154,12 +157,15 @@ class SiteCache:
             if flight is None:
                 flight = self._flights[key] = concurrent.futures.Future()
         if not leading:
-            with suppress(_Abandoned):
+            try:
                 await _wait(flight)
-            return
+            except _Abandoned:
+                return False
+            return True
         try:
             await work()
             flight.set_result(None)
+            return True
         except Exception as exc:
             flight.set_exception(exc)
             raise

@@ -661,6 +661,30 @@ async def test_callers_refused_together_share_one_refresh() -> None:
     assert site.nonces()[-3:] == ["sess000002"] * 3
 
 
+async def test_a_waiter_takes_over_a_cancelled_refresh() -> None:
+    # Two calls refused the same nonce share one refresh; the caller running it is
+    # cancelled: the other runs it itself and answers (it neither resends the refused
+    # nonce nor gives up as if a fresh nonce had been refused).
+    site = Site()
+    pipe = pipeline(site, max_retries=0)
+    await ask(pipe)  # the session exists
+    site.submits = [REFUSED, REFUSED]
+    site.session_delay = 0.5
+    first = asyncio.create_task(ask(pipe))
+    second = asyncio.create_task(ask(pipe))
+    for _ in range(1000):  # until the refresh's session request is on its way
+        if site.steps().count("session") == 2:
+            break
+        await asyncio.sleep(0.005)
+    first.cancel()  # the first refused call leads the refresh
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    site.session_delay = 0.0
+    assert await asyncio.wait_for(second, 5) == "default"
+    assert site.nonces()[-1] == "sess000003"  # the session the waiter started itself
+    assert site.nonces().count("sess000001") == 3  # warm-up + the two refused, no resend
+
+
 async def test_new_token_is_used_by_the_next_call() -> None:
     site = Site(submits=[Scripted(200, [lines(live("a"), end("a", new_token="rotated001"))])])
     pipe = pipeline(site)
