@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +14,7 @@ from langchain_chatgptes.errors import (
     RateLimitError,
     ResponseTooLargeError,
 )
-from langchain_chatgptes.protocols._base import ReplyHead
+from langchain_chatgptes.protocols._base import BodyReader, Event, ReplyHead
 from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser
 
 CLOUDFLARE_MARKERS = (
@@ -111,6 +112,27 @@ class WholeBody:
         """The collected bytes (the collector is empty afterwards)."""
         parts, self._parts = self._parts, bytearray()
         return parts
+
+
+class WholeBodyReader(BodyReader):
+    """A reply read whole (under the body cap) and judged by :meth:`read` at its end."""
+
+    def __init__(self) -> None:
+        """Start collecting the body."""
+        self._body = WholeBody()
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Collect the bytes; nothing is known before the end."""
+        self._body.add(data)
+        return []
+
+    def finish(self, head: ReplyHead) -> list[Event]:
+        """See :meth:`read`."""
+        return self.read(head, self._body.take())
+
+    @abstractmethod
+    def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
+        """The events of the whole reply, or the error it means."""
 
 
 def json_object(body: bytes | bytearray) -> dict[str, Any] | None:

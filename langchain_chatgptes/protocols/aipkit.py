@@ -48,7 +48,7 @@ from langchain_chatgptes.protocols._base import (
 )
 from langchain_chatgptes.protocols._common import (
     SniffedBody,
-    WholeBody,
+    WholeBodyReader,
     check_status,
     excerpt,
     json_object,
@@ -347,17 +347,13 @@ def _check_json_status(head: ReplyHead, body: bytes | bytearray, action: str) ->
     return obj
 
 
-class _CacheReader(BodyReader):
+class _CacheReader(WholeBodyReader):
     def __init__(self, call: _Call) -> None:
+        super().__init__()
         self._call = call
-        self._body = WholeBody()
 
-    def feed(self, data: bytes) -> list[Event]:
-        self._body.add(data)
-        return []
-
-    def finish(self, head: ReplyHead) -> list[Event]:
-        obj = _check_json_status(head, self._body.take(), CACHE_ACTION)
+    def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
+        obj = _check_json_status(head, body, CACHE_ACTION)
         data = obj.get("data")
         key = data.get("cache_key") if isinstance(data, Mapping) else None
         if not isinstance(key, str) or not key:
@@ -369,17 +365,13 @@ class _CacheReader(BodyReader):
         return []
 
 
-class _MessageReader(BodyReader):
+class _MessageReader(WholeBodyReader):
     def __init__(self, call: _Call) -> None:
+        super().__init__()
         self._call = call
-        self._body = WholeBody()
 
-    def feed(self, data: bytes) -> list[Event]:
-        self._body.add(data)
-        return []
-
-    def finish(self, head: ReplyHead) -> list[Event]:
-        obj = _check_json_status(head, self._body.take(), MESSAGE_ACTION)
+    def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
+        obj = _check_json_status(head, body, MESSAGE_ACTION)
         data = obj.get("data")
         data = data if isinstance(data, Mapping) else {}
         reply = data.get("reply")
@@ -393,19 +385,15 @@ class _MessageReader(BodyReader):
         return [*events, End("stop")]
 
 
-class _NonceReader(BodyReader):
+class _NonceReader(WholeBodyReader):
     def __init__(self, call: _RefreshCall) -> None:
+        super().__init__()
         self._call = call
-        self._body = WholeBody()
 
-    def feed(self, data: bytes) -> list[Event]:
-        self._body.add(data)
-        return []
-
-    def finish(self, head: ReplyHead) -> list[Event]:
+    def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         # Anything but a fresh nonce (an older plugin without the endpoint, a refusal)
         # leaves the state alone: the page is then read again.
-        obj = json_object(self._body.take()) if 200 <= head.status < 300 else None
+        obj = json_object(body) if 200 <= head.status < 300 else None
         data = obj.get("data") if obj and obj.get("success") is True else None
         nonce = data.get("nonce") if isinstance(data, Mapping) else None
         if isinstance(nonce, str) and nonce:

@@ -51,7 +51,7 @@ from langchain_chatgptes.protocols._base import (
 )
 from langchain_chatgptes.protocols._common import (
     SniffedBody,
-    WholeBody,
+    WholeBodyReader,
     check_status,
     excerpt,
     json_object,
@@ -419,17 +419,12 @@ def _check_json(head: ReplyHead, obj: dict[str, Any] | None, body: bytes | bytea
         )
 
 
-class _SessionReader(BodyReader):
+class _SessionReader(WholeBodyReader):
     def __init__(self, call: _SessionCall) -> None:
+        super().__init__()
         self._call = call
-        self._body = WholeBody()
 
-    def feed(self, data: bytes) -> list[Event]:
-        self._body.add(data)
-        return []
-
-    def finish(self, head: ReplyHead) -> list[Event]:
-        body = self._body.take()
+    def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         obj = json_object(body)
         if head.status == 404 and obj is not None and obj.get("code") == NO_ROUTE_CODE:
             return []  # before 2.4.4: no sessions (the page's nonce is all there is)
