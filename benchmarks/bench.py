@@ -254,8 +254,8 @@ def _answer_text(event: bytes) -> str:
     return ""
 
 
-def first_chunk(emulator: Emulator, results: Results) -> None:
-    emulator.stream = True
+def first_chunk_rows(emulator: Emulator, results: Results, metric: str) -> None:
+    """Our two clients' first text after the emulator flushed it (the emulator streams)."""
     clock = FirstTextClock()
     emulator.on_flush = clock
     for client in ("chatgptes-sync", "chatgptes-async"):
@@ -266,14 +266,13 @@ def first_chunk(emulator: Emulator, results: Results) -> None:
             assert clock.flushed_at is not None, "the emulator sent no answer text"
             return float(arrived - clock.flushed_at)
 
-        results.add(
-            Row(
-                "first chunk after the emulator flushed it",
-                NAMES[client],
-                "ms",
-                repeat(REPEATS, measure),
-            )
-        )
+        results.add(Row(metric, NAMES[client], "ms", repeat(REPEATS, measure)))
+    emulator.on_flush = None
+
+
+def first_chunk(emulator: Emulator, results: Results) -> None:
+    emulator.stream = True
+    first_chunk_rows(emulator, results, "first chunk after the emulator flushed it")
     for seed in ("seed-0.5.2", "seed-0.4.8"):
         results.add(
             Row(
@@ -284,7 +283,6 @@ def first_chunk(emulator: Emulator, results: Results) -> None:
                 note="cannot read an event stream (expects JSON)",
             )
         )
-    emulator.on_flush = None
     emulator.stream = False
 
 
@@ -404,25 +402,7 @@ def protocol_group(plugin: str, results: Results) -> None:
                 )
             )
         emulator.latency = 0.0
-        clock = FirstTextClock()
-        emulator.on_flush = clock
-        for client in ("chatgptes-sync", "chatgptes-async"):
-
-            def first(client: str = client) -> float:
-                clock.reset()
-                arrived = run(client, "first_chunk", emulator)["first_chunk_at"]
-                assert clock.flushed_at is not None, "the emulator sent no answer text"
-                return float(arrived - clock.flushed_at)
-
-            results.add(
-                Row(
-                    f"{label}: first chunk after the emulator flushed it",
-                    NAMES[client],
-                    "ms",
-                    repeat(REPEATS, first),
-                )
-            )
-        emulator.on_flush = None
+        first_chunk_rows(emulator, results, f"{label}: first chunk after the emulator flushed it")
 
 
 def import_time(results: Results) -> None:
