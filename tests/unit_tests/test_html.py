@@ -87,7 +87,57 @@ PARAMS = "wpaicgParams"
     ],
 )
 def test_script_object_on_odd_inputs(html: str, expected: dict[str, Any] | None) -> None:
-    assert script_object(html, PARAMS) == expected
+    assert script_object(f"<script>{html}</script>", PARAMS) == expected
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        f'<!-- <script>var {PARAMS} = {{"a":1}};</script> -->',
+        f'<textarea>var {PARAMS} = {{"a":1}};</textarea>',
+        f'<template><script>var {PARAMS} = {{"a":1}};</script></template>',
+        f'<p>var {PARAMS} = {{"a":1}};</p>',
+    ],
+)
+def test_script_object_reads_scripts_only(html: str) -> None:
+    # Text that a browser does not run is not the plugin's script (a decoy, an old copy).
+    assert script_object(html + f'<script>var {PARAMS} = {{"real":1}};</script>', PARAMS) == {
+        "real": 1
+    }
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "<!-- {box} -->",
+        "<!---->{box}<!-- x -->".replace("{box}", ""),
+        "<template>{box}</template>",
+        "<template><template></template>{box}</template>",
+        '<script type="text/template">{box}</script>',
+        "<SCRIPT>{box}</SCRIPT >",
+        "<style>{box}</style>",
+        "<textarea>{box}</textarea>",
+        "<title>{box}</title>",
+        "<noscript>{box}</noscript>",
+        "<xmp>{box}</xmp>",
+        "<![CDATA[ x ]]><!DOCTYPE html>",
+    ],
+)
+def test_markup_a_browser_does_not_render_holds_no_tags(hidden: str) -> None:
+    box = '<div class="decoy">'
+    tags = list(start_tags(hidden.replace("{box}", box) + '<div class="real">'))
+    assert [tag.attrs.get("class") for tag in tags if tag.name == "div"] == ["real"]
+
+
+def test_an_empty_comment_closes_at_once() -> None:
+    # "<!-->" and "<!--->" are whole (empty) comments to a browser.
+    for comment in ("<!-->", "<!--->"):
+        assert [t.attrs for t in start_tags(comment + '<div class="a">-->')] == [{"class": "a"}]
+
+
+def test_an_unclosed_comment_or_text_element_hides_the_rest() -> None:
+    assert list(start_tags('<!-- <div class="a">')) == []
+    assert [t.name for t in start_tags('<script>x<div class="a">')] == ["script"]
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,10 @@ def test_reply_reader_big_json_body_in_8k_chunks() -> None:
 # --- pages -----------------------------------------------------------------------------------
 
 
+def script(text: str) -> str:
+    return f"<script>{text}</script>"
+
+
 def read(html: str) -> None:
     with contextlib.suppress(NonceNotFoundError):
         read_page(html, "https://example.com/")
@@ -156,9 +160,27 @@ PAGES: dict[str, tuple[Callable[[int], str], int]] = {
     "lt_then_letters": (lambda n: "<" + "a" * n, 2 * MiB),
     # the script variable over and over (the old lazy regex rescanned to the end each time;
     # now the first object is taken, so this stays far below 50 ms even at 4 x 8 MiB)
-    "params_repeated": (lambda n: "wpaicgParams={}" * (n // 15), 8 * MiB),
+    "params_repeated": (lambda n: script("wpaicgParams={}" * (n // 15)), 8 * MiB),
     # the script variable over and over, never assigned an object (each one is looked at)
-    "params_not_assigned": (lambda n: "wpaicgParams=0;" * (n // 15), 2 * MiB),
+    "params_not_assigned": (lambda n: script("wpaicgParams=0;" * (n // 15)), 2 * MiB),
+    # ... and in a script element of its own each time
+    "params_scripts": (lambda n: "<script>wpaicgParams=0;</script>" * (n // 32), 64 * 1024),
+    # markup a browser does not render, opened over and over and never closed
+    "comment_openers": (lambda n: "<!--" * (n // 4), 2 * MiB),
+    "script_openers": (lambda n: "<script>" * (n // 8), 512 * 1024),
+    "textarea_openers": (lambda n: "<textarea>" * (n // 10), 512 * 1024),
+    "declarations": (lambda n: "<!x" * (n // 3), 512 * 1024),
+    # templates nested deep, or closed more often than opened
+    "template_nesting": (lambda n: "<template>" * (n // 10), 64 * 1024),
+    "template_closers": (lambda n: "</template>" * (n // 11), 64 * 1024),
+    # chat boxes hidden in comments and templates, over and over
+    "hidden_boxes": (
+        lambda n: (
+            '<!-- <div class="mwai-chatbot-container" data-system="{}"> -->'
+            '<template><div class="aipkit_chat_container" data-config="{}"></template>' * (n // 120)
+        ),
+        128 * 1024,
+    ),
     # many tags with a space and no attribute
     "lt_a_space": (lambda n: "<a " * (n // 3), 32 * 1024),
     # quoted values that close in the next tag
@@ -195,7 +217,7 @@ def test_start_tags_lt_then_letters() -> None:
 @pytest.mark.parametrize("unit", ["wpaicgParams={bad}", 'wpaicgParams={"a":"'])
 def test_script_object_with_many_unreadable_assignments(unit: str) -> None:
     def make(n: int) -> Run:
-        html = unit * (n // len(unit))
+        html = script(unit * (n // len(unit)))
         return lambda: script_object(html, "wpaicgParams")
 
     assert_linear(make, 32 * 1024, max_n=32 * 1024)
