@@ -22,11 +22,13 @@ from langchain_chatgptes.errors import (
     NonceNotFoundError,
     NonceRejectedError,
     RateLimitError,
+    RefusedRedirectError,
     RequestTimeoutError,
     ResponseFormatError,
     ResponseTooLargeError,
     SiteError,
     TransportError,
+    UntrustedEndpointError,
 )
 
 try:
@@ -48,10 +50,12 @@ __all__ = [
     "NonceNotFoundError",
     "NonceRejectedError",
     "RateLimitError",
+    "RefusedRedirectError",
     "RequestTimeoutError",
     "ResponseFormatError",
     "ResponseTooLargeError",
     "SiteError",
     "TransportError",
+    "UntrustedEndpointError",
     "__version__",
 ]

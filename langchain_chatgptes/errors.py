@@ -5,6 +5,8 @@ catch everything at once or pick the concern it can act on::
 
     ChatGptEsError
     ├── InvalidInputError (also ValueError)   bad messages or arguments: change the call
+    ├── UntrustedEndpointError                a page or reply named a place off the site
+    │   └── RefusedRedirectError              a chat request was redirected (not followed)
     ├── BlockedError                          anti-bot (Cloudflare) challenge: proxy / impersonate
     ├── NonceError                            the page's nonce could not be used
     │   ├── NonceNotFoundError                the page has no chat box nonce / post id
@@ -13,14 +15,32 @@ catch everything at once or pick the concern it can act on::
     │   └── ConsentRequiredError              the site's "tick the box" (checkbox) message
     ├── RateLimitError                        token limit reached or HTTP 429
     ├── ResponseFormatError                   a reply the package cannot read (or empty)
-    │   ├── IncompleteAnswerError             a reply cut before its end (text came first)
+    │   ├── IncompleteAnswerError             an answer cut before its end (text came first)
     │   └── ResponseTooLargeError             a page, reply or event above the size caps
     ├── HTTPStatusError                       an unexpected HTTP status (e.g. 5xx)
     └── TransportError                        connection, TLS, proxy or DNS failure
         └── RequestTimeoutError (also TimeoutError)
+
+Each is also one of LangChain's own model errors (``langchain_core.exceptions.ModelError``
+and its subclasses: ``InvalidInputError`` is a ``ModelInvalidRequestError``, ``RateLimitError``
+a ``ModelRateLimitError``, ``TransportError`` a ``ModelConnectionError``...), whose
+``is_retryable`` says whether the same call can succeed later: agent middleware such as
+``ModelRetryMiddleware`` decides retries from it.
 """
 
 from __future__ import annotations
+
+from langchain_core.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 
 __all__ = [
     "BlockedError",
@@ -34,15 +54,17 @@ __all__ = [
     "NonceNotFoundError",
     "NonceRejectedError",
     "RateLimitError",
+    "RefusedRedirectError",
     "RequestTimeoutError",
     "ResponseFormatError",
     "ResponseTooLargeError",
     "SiteError",
     "TransportError",
+    "UntrustedEndpointError",
 ]
 
 
-class ChatGptEsError(Exception):
+class ChatGptEsError(ModelError):
     """Base class of every error raised by langchain-chatgptes.
 
     The message says what went wrong on the wire; where the user is addressed (the chat
@@ -51,7 +73,11 @@ class ChatGptEsError(Exception):
     Attributes:
         status_code: The HTTP status of the reply that caused the error, if any.
         advice: What the caller can do about it, shown after the message (or ``None``).
+        is_retryable: Whether the same call may succeed later (LangChain's
+            ``ModelError.is_retryable``, read by agent retry middleware).
     """
+
+    is_retryable = False
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
@@ -63,7 +89,7 @@ class ChatGptEsError(Exception):
         return f"{message} {self.advice}" if self.advice else message
 
 
-class InvalidInputError(ChatGptEsError, ValueError):
+class InvalidInputError(ChatGptEsError, ModelInvalidRequestError, ValueError):
     """The call itself is wrong (messages, content blocks, arguments, settings).
 
     Attributes:
@@ -75,7 +101,37 @@ class InvalidInputError(ChatGptEsError, ValueError):
         self.setting = setting
 
 
-class BlockedError(ChatGptEsError):
+class UntrustedEndpointError(ChatGptEsError, ModelPermissionDeniedError):
+    """A page or a reply named a place outside the site, and nothing was sent there.
+
+    Requests go over ``http``/``https`` only, to the origin of the page the chat box was
+    read from (an ``http`` page may be upgraded to ``https`` on the same host) or to a
+    host listed in ``allowed_hosts``.
+
+    Attributes:
+        url: The refused URL, as the page or reply named it.
+        reason: Why it was refused (its scheme, its host, its form).
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+
+
+class RefusedRedirectError(UntrustedEndpointError):
+    """A chat, nonce or session request was answered with a redirect, which is not followed.
+
+    Only the page GET follows redirects (that is how ``base_url`` settles on the site's
+    address); nothing is sent to the ``Location``, and the message does not quote the
+    redirect's body.
+
+    Attributes:
+        url: The redirect's ``Location``, resolved against the request's URL.
+    """
+
+
+class BlockedError(ChatGptEsError, ModelPermissionDeniedError):
     """An anti-bot page (Cloudflare challenge) answered instead of the site."""
 
 
@@ -83,7 +139,7 @@ class NonceError(ChatGptEsError):
     """The WordPress nonce needed for the chat endpoint could not be used."""
 
 
-class NonceNotFoundError(NonceError):
+class NonceNotFoundError(NonceError, ModelNotFoundError):
     """The page was fetched but holds no chat bot this package can talk to.
 
     Attributes:
@@ -108,12 +164,12 @@ class NonceNotFoundError(NonceError):
         self.looked_for = looked_for
 
 
-class NonceRejectedError(NonceError):
+class NonceRejectedError(NonceError, ModelAuthenticationError):
     """The site rejected the nonce, also after fetching a fresh one."""
 
 
 class SiteError(ChatGptEsError):
-    """The site answered with an error message of its own.
+    """The site answered with an error message of its own (a refusal: not retryable).
 
     Attributes:
         site_message: The site's message, verbatim.
@@ -124,16 +180,18 @@ class SiteError(ChatGptEsError):
         self.site_message = site_message
 
 
-class ConsentRequiredError(SiteError):
+class ConsentRequiredError(SiteError, ModelPermissionDeniedError):
     """The site asks for its consent checkbox ("Du musst das Kästchen anklicken!")."""
 
 
-class RateLimitError(ChatGptEsError):
+class RateLimitError(ChatGptEsError, ModelRateLimitError):
     """The site's token limit was reached, or it answered HTTP 429.
 
     Attributes:
         retry_after: Seconds the server asked to wait, when it said so.
     """
+
+    is_retryable = True
 
     def __init__(
         self, message: str, *, status_code: int | None = None, retry_after: float | None = None
@@ -142,14 +200,19 @@ class RateLimitError(ChatGptEsError):
         self.retry_after = retry_after
 
 
-class ResponseFormatError(ChatGptEsError):
+class ResponseFormatError(ChatGptEsError, ModelAPIError):
     """The reply could not be read as the plugin's JSON or event stream, or was empty."""
+
+    is_retryable = False  # the site changed or misbehaves: the same call would fail again
 
 
 class IncompleteAnswerError(ResponseFormatError):
-    """A reply ended before its end marker, or with an error after part of the answer.
+    """An answer was cut before its end (text came first).
 
-    Part of the answer may already have reached the caller; it is not complete.
+    The reply ended before its end marker, the connection broke after part of the answer,
+    or the site sent an error after it. Part of the answer may already have reached the
+    caller; it is not complete. Asking again may succeed (``is_retryable``); the package
+    itself never does, so no part of an answer is delivered twice.
 
     Attributes:
         site_message: The site's error message, when it sent one.
@@ -160,6 +223,8 @@ class IncompleteAnswerError(ResponseFormatError):
     ) -> None:
         super().__init__(message, status_code=status_code)
         self.site_message = site_message
+
+    is_retryable = True
 
 
 class ResponseTooLargeError(ResponseFormatError):
@@ -174,11 +239,18 @@ class ResponseTooLargeError(ResponseFormatError):
         self.limit = limit
 
 
-class HTTPStatusError(ChatGptEsError):
-    """The site answered with an HTTP status the protocol does not expect."""
+class HTTPStatusError(ChatGptEsError, ModelAPIError):
+    """The site answered with an HTTP status the protocol does not expect.
+
+    Retryable (``is_retryable``) for a 5xx status only.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.is_retryable = status_code is not None and status_code >= 500
 
 
-class TransportError(ChatGptEsError):
+class TransportError(ChatGptEsError, ModelConnectionError):
     """The request did not complete: connection, TLS, proxy or DNS failure.
 
     Attributes:
@@ -198,8 +270,10 @@ class TransportError(ChatGptEsError):
         self.at_proxy = at_proxy
         self.not_http = not_http
 
+    is_retryable = True
 
-class RequestTimeoutError(TransportError, TimeoutError):
+
+class RequestTimeoutError(TransportError, ModelTimeoutError, TimeoutError):
     """A connect, total or idle time limit ran out."""
 
 
