@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from langchain_chatgptes._doctor import run_doctor
+from langchain_chatgptes._trust import host_entry
 from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import ChatGptEsError
 from langchain_chatgptes.protocols import PLUGINS
@@ -34,8 +35,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _host(text: str) -> str:
+    """An ``--allowed-host`` value, checked as ``allowed_hosts`` entries are."""
+    try:
+        return host_entry(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--plugin`` and ``--bot-id``: which chat plugin and bot to talk to."""
+    """``--plugin``, ``--bot-id`` and ``--allowed-host``: which plugin, bot and hosts."""
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        type=_host,
+        metavar="HOST",
+        help="a host besides the page's own that its chat box may send requests to "
+        "(repeatable; see allowed_hosts)",
+    )
     parser.add_argument(
         "--plugin",
         choices=PLUGINS,
@@ -133,7 +151,11 @@ def _doctor(argv: Sequence[str]) -> int:
                 out=sys.stdout,
                 plugin=args.plugin or os.environ.get("CHATGPTES_PLUGIN") or "auto",
                 bot_id=args.bot_id,
+                allowed_hosts=tuple(args.allowed_host),
             )
+    except ValueError as exc:  # a base URL that is not one
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0 if healthy else 1
@@ -157,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings["plugin"] = args.plugin
             if args.bot_id:
                 settings["bot_id"] = args.bot_id
+            if args.allowed_host:
+                settings["allowed_hosts"] = args.allowed_host
             with ChatChatGptEs(model=args.model, timeout=args.timeout, **settings) as model:
                 if args.no_stream:
                     print(model.invoke(question).text)

@@ -31,7 +31,7 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_chatgptes._conversation import ChatInput, Visitor, flatten
-from langchain_chatgptes._events import End, Event, Metadata, Usage
+from langchain_chatgptes._events import End, Event, Metadata, Notice, Usage
 from langchain_chatgptes._output import TextShaper, estimate_usage
 from langchain_chatgptes._prompt import chat_input, correction
 from langchain_chatgptes._tools import (
@@ -155,6 +155,7 @@ class _Attempt:
     filtered: list[str] = field(default_factory=list)
     shown_chars: int = 0  # the text itself is the caller's: a long stream is not kept here
     ended: bool = False  # the site's reply ended
+    notices: list[Warning] = field(default_factory=list)  # the engine's: read by the caller
 
     @classmethod
     def start(
@@ -162,12 +163,14 @@ class _Attempt:
         spec: AnswerSpec,
         messages: Sequence[BaseMessage],
         visitor: Visitor,
+        notices: list[Warning],
         *,
         follow_up: bool = False,
     ) -> _Attempt:
         """A fresh attempt at this conversation (``follow_up``: a re-ask)."""
         parses = spec.tool_names is not None or spec.json_only
         return cls(
+            notices=notices,
             spec=spec,
             chat=chat_input(messages, spec.instructions, visitor, follow_up=follow_up),
             shaper=TextShaper(spec.stop, spec.max_tokens),
@@ -192,6 +195,11 @@ class _Attempt:
             return ""
         if isinstance(event, Usage):
             self.site_usage = event
+            return ""
+        if isinstance(event, Notice):
+            # (a re-ask is another call to the site: it may bring the same notice again)
+            if not any(str(seen) == str(event.warning) for seen in self.notices):
+                self.notices.append(event.warning)
             return ""
         text = event.text
         if self.filter is not None:
@@ -269,7 +277,17 @@ class AnswerEngine:
         self.spec = spec
         self.messages = messages
         self.visitor = visitor
+        self.notices: list[Warning] = []
+        """Warnings for the caller, appended as they come (from any thread): see
+        :class:`~langchain_chatgptes._events.Notice`."""
+        self._taken = 0
         self._result: AnswerResult | None = None
+
+    def take_notices(self) -> list[Warning]:
+        """The notices that came since the last call (for the caller's thread to raise)."""
+        new = self.notices[self._taken :]
+        self._taken += len(new)
+        return new
 
     @property
     def result(self) -> AnswerResult:
@@ -286,7 +304,9 @@ class AnswerEngine:
         """
         conversation = self.messages
         for retry in range(self.spec.max_tool_retries + 1):
-            attempt = _Attempt.start(self.spec, conversation, self.visitor, follow_up=retry > 0)
+            attempt = _Attempt.start(
+                self.spec, conversation, self.visitor, self.notices, follow_up=retry > 0
+            )
             lead = ""
             async with aclosing(run(attempt.chat)) as batches:
                 async for batch in batches:

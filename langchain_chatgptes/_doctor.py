@@ -22,9 +22,10 @@ from typing import TextIO
 
 from langchain_chatgptes._conversation import ChatInput, Turn, Visitor
 from langchain_chatgptes._http import mask_proxy
-from langchain_chatgptes._policy import PAGE_HEADERS, Pipeline, Settings
+from langchain_chatgptes._policy import Pipeline, Settings
 from langchain_chatgptes._sessions import Runtime, SessionOptions
 from langchain_chatgptes._site_cache import SiteCache
+from langchain_chatgptes._trust import host_entry, page_url, site_url
 from langchain_chatgptes.errors import (
     BlockedError,
     ChatGptEsError,
@@ -119,13 +120,14 @@ class _Checkup:
 
     async def fetch_page(self) -> str:
         """GET the chat page; reachable whatever its status."""
-        request = HttpRequest("GET", self.page_url, headers=PAGE_HEADERS, step="page")
         try:
-            self.head, self.body = await self.pipeline.exchange(request)
+            self.head, self.body = await self.pipeline.get_page()
         except ChatGptEsError as exc:
             raise _verdict(exc, self.proxy, reaching="unreachable") from exc
+        moved = f" (redirected to {self.head.url})" if self.head.url != self.page_url else ""
         return (
-            f"reachable: GET {self.page_url} answered HTTP {self.head.status}, {len(self.body)} B"
+            f"reachable: GET {self.page_url} answered HTTP {self.head.status}, "
+            f"{len(self.body)} B{moved}"
         )
 
     async def read_page(self) -> str:
@@ -165,7 +167,7 @@ class _Checkup:
         if refresh is None:
             return "from the page (a rejected nonce means reading the page again)"
         try:
-            async for _ in self.pipeline._run(refresh):
+            async for _ in self.pipeline.run(refresh, self.bot):
                 pass
         except ChatGptEsError as exc:
             raise _verdict(exc, self.proxy, reaching="unreachable") from exc
@@ -293,6 +295,7 @@ def run_doctor(
     out: TextIO,
     plugin: str = "auto",
     bot_id: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> bool:
     """Check a site step by step, print one line per step and a summary to ``out``.
 
@@ -304,10 +307,15 @@ def run_doctor(
         out: Where the report goes.
         plugin: The protocol to check (``"auto"``: the one the page shows).
         bot_id: The chat bot to check when the page has several (``None``: the model's choice).
+        allowed_hosts: Hosts besides the page's own its chat box may send requests to.
 
     Returns:
         True when every step passed (the site answered the prompt).
+
+    Raises:
+        ValueError: ``base_url`` is not an http(s) URL the model would accept.
     """
+    page = page_url(site_url(base_url))
     shown_proxy = mask_proxy(proxy) if proxy else "none"
     out.write(
         f"doctor: {base_url} (impersonate {impersonate}, proxy {shown_proxy}, "
@@ -317,7 +325,12 @@ def run_doctor(
     async def main() -> str | None:
         runtime = Runtime(SessionOptions(impersonate=impersonate, proxy=proxy))
         settings = Settings(
-            base_url.rstrip("/") + "/", timeout, max_retries=0, plugin=plugin, bot_id=bot_id
+            page,
+            timeout,
+            max_retries=0,
+            plugin=plugin,
+            bot_id=bot_id,
+            allowed_hosts=tuple(host_entry(host) for host in allowed_hosts),
         )
         try:
             adapter = await runtime.adapter()

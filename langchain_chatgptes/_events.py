@@ -1,5 +1,7 @@
 """What a site's reply means, as the answer engine consumes it: text, metadata, usage, end.
 
+Also :class:`Notice`: a warning for the caller about the call.
+
 Protocol modules produce these (``protocols._base`` re-exports them); the chat model reads
 them. Kept apart from the protocols so that importing the chat model does not import them.
 """
@@ -40,4 +42,15 @@ class End:
     finish_reason: str = "stop"
 
 
-Event = TextDelta | Metadata | Usage | End
+@dataclass(frozen=True)
+class Notice:
+    """A warning for the caller (e.g. ``HistoryTrimWarning``).
+
+    Never raised where it is found: the chat model raises it in the caller's thread,
+    attributed to the caller's code, so warning filters keyed on the caller's module work.
+    """
+
+    warning: Warning
+
+
+Event = TextDelta | Metadata | Usage | End | Notice

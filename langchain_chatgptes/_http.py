@@ -34,6 +34,7 @@ from langchain_chatgptes.errors import (
     InvalidInputError,
     RequestTimeoutError,
     TransportError,
+    UntrustedEndpointError,
 )
 from langchain_chatgptes.protocols._base import HttpRequest, ReplyHead
 
@@ -66,6 +67,11 @@ def scrub_proxy(text: str, proxy: str | None) -> str:
 
 
 _NOT_HTTP_CODES = frozenset({1, 8})
+_URL_MALFORMAT = 3
+_URL_SHOWN = 200  # characters of a request's URL shown in a message (a page chose it)
+# With a proxy, curl connects to the proxy only: failing to resolve it (5) or to connect
+# (7) is the proxy's failure; the site's own failures come back from the proxy (502, 97).
+_PROXY_UNREACHABLE = frozenset({5, 7})
 
 
 def _curl_text(exc: BaseException) -> str:
@@ -82,7 +88,8 @@ def map_errors(request: HttpRequest, timeout: float | None, proxy: str | None) -
         timeout: The limit in force, named in a timeout's message.
         proxy: The proxy URL, whose credentials never reach a message.
     """
-    what = f"{request.method} {request.url}"
+    url = request.url if len(request.url) <= _URL_SHOWN else request.url[:_URL_SHOWN] + "…"
+    what = f"{request.method} {url}"
     try:
         yield
     except ChatGptEsError:
@@ -98,15 +105,27 @@ def map_errors(request: HttpRequest, timeout: float | None, proxy: str | None) -
         raise RequestTimeoutError(
             f"{what} timed out (timeout={timeout} s){': ' + detail if detail else ''}"
         ) from exc
-    except curl_exceptions.ProxyError as exc:
-        raise TransportError(
-            f"{what} failed at the proxy {mask_proxy(proxy or '')}: "
-            f"{scrub_proxy(_curl_text(exc), proxy)}",
-            at_proxy=True,
-        ) from exc
     except CurlError as exc:
+        code = getattr(exc, "code", None)
+        if isinstance(exc, curl_exceptions.ProxyError) or (proxy and code in _PROXY_UNREACHABLE):
+            raise TransportError(
+                f"{what} failed at the proxy {mask_proxy(proxy or '')}: "
+                f"{scrub_proxy(_curl_text(exc), proxy)}",
+                at_proxy=True,
+            ) from exc
+        if code == _URL_MALFORMAT:  # a URL the trust rule let through but curl refuses
+            detail = scrub_proxy(_curl_text(exc), proxy)
+            if request.step == "page":  # the user's base_url
+                raise InvalidInputError(
+                    f"{what}: curl cannot use this URL: {detail}", setting="base_url"
+                ) from exc
+            raise UntrustedEndpointError(
+                f"{what}: curl cannot use the URL the page names: {detail}",
+                url=request.url,
+                reason="curl cannot use it",
+            ) from exc
         # curl's codes for a reply that is not HTTP at all (1: "HTTP/0.9", 8: weird reply)
-        not_http = getattr(exc, "code", None) in _NOT_HTTP_CODES
+        not_http = code in _NOT_HTTP_CODES
         raise TransportError(
             f"{what} failed: {scrub_proxy(_curl_text(exc), proxy)}", not_http=not_http
         ) from exc
@@ -171,6 +190,8 @@ def request_arguments(request: HttpRequest) -> dict[str, Any]:
         # Cookies a protocol needs travel in its state, sent explicitly: a session's jar
         # lives per thread or per loop, and is the user's when the session is.
         "discard_cookies": True,
+        # Redirects are the policy's to follow (the page's only): curl never follows one.
+        "allow_redirects": False,
     }
 
 

@@ -13,17 +13,22 @@ the caller's loop) and by the doctor:
   (counted from the start of the call; a longer wait is not taken: the error is raised at
   once with ``retry_after`` set);
 * nothing is retried once part of the answer reached the caller, nor after a time limit
-  ran out (so ``timeout`` bounds the call and the site does not answer twice).
+  ran out (so ``timeout`` bounds the call and the site does not answer twice); a transfer
+  that breaks after part of the answer is an ``IncompleteAnswerError``, like every other
+  way an answer can be cut;
+* every request passes the trust rule (``_trust``) before it is sent: only the page GET
+  follows redirects, every other request goes to the page's origin or an allowed host.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from langchain_chatgptes._conversation import ChatInput
 from langchain_chatgptes._http import Adapter
@@ -34,9 +39,17 @@ from langchain_chatgptes._limits import (
     RETRY_AFTER_CAP,
 )
 from langchain_chatgptes._site_cache import SiteCache
+from langchain_chatgptes._trust import (
+    TrustRule,
+    page_redirect,
+    redirect_location,
+    refuse_redirect,
+    trust_rule,
+)
 from langchain_chatgptes.errors import (
     ChatGptEsError,
     HTTPStatusError,
+    IncompleteAnswerError,
     NonceNotFoundError,
     NonceRejectedError,
     RateLimitError,
@@ -46,6 +59,7 @@ from langchain_chatgptes.errors import (
 )
 from langchain_chatgptes.protocols import Page, choose_bot, protocol_named, read_page
 from langchain_chatgptes.protocols._base import (
+    BodyReader,
     Bot,
     BotState,
     Call,
@@ -109,6 +123,8 @@ class Settings:
         plugin: Which protocol to speak (``"auto"``: what the page shows, see
             ``protocols.choose_bot``).
         bot_id: Which bot of the page, or ``None`` for the rule's choice.
+        allowed_hosts: Hosts besides the page's own that requests may go to (checked
+            ``_trust.host_entry`` values).
     """
 
     page_url: str
@@ -116,6 +132,7 @@ class Settings:
     max_retries: int = 2
     plugin: str = "auto"
     bot_id: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def _retryable(exc: ChatGptEsError) -> bool:
@@ -180,17 +197,38 @@ class Pipeline:
         assert transfer.head is not None  # noqa: S101 (set when the body ended)
         return transfer.head, bytes(body)
 
+    async def get_page(self) -> tuple[ReplyHead, bytes]:
+        """GET the chat page once (no cache, no retry), following its redirects.
+
+        Returns:
+            The head of the last reply (its ``url`` is where the page ended up) and its body.
+
+        Raises:
+            RefusedRedirectError: A redirect to a URL that is not http(s), or too many.
+            ResponseTooLargeError: A page above the size cap.
+            TransportError: The page could not be fetched.
+        """
+        url = self.settings.page_url
+        for hops in itertools.count():
+            request = HttpRequest("GET", url, headers=PAGE_HEADERS, step="page")
+            head, body = await self.exchange(request)
+            location = redirect_location(url, head.status, head.headers)
+            if location is None:
+                return replace(head, url=head.url or url), body
+            url = page_redirect(url, location, hops)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def fetch_page(self) -> tuple[ReplyHead, str]:
-        """GET the chat page once (no cache, no retry): its head and its text.
+        """:meth:`get_page`, and its text after the status checks every protocol shares.
 
         Raises:
             BlockedError: An anti-bot challenge answered.
             HTTPStatusError: A non-2xx status.
             ResponseTooLargeError: A page above the size cap.
+            RefusedRedirectError: A redirect to a URL that is not http(s), or too many.
             TransportError: The page could not be fetched.
         """
-        request = HttpRequest("GET", self.settings.page_url, headers=PAGE_HEADERS, step="page")
-        head, body = await self.exchange(request)
+        head, body = await self.get_page()
         return head, page_text(head, body)
 
     async def _read_page(self) -> Page:
@@ -200,6 +238,18 @@ class Pipeline:
     async def page(self) -> Page:
         """The chat page as read: from the cache, or one fetch shared by all callers."""
         return await self.cache.page(self.settings.page_url, self._read_page)
+
+    def trust(self, bot: Bot) -> TrustRule:
+        """Where requests to ``bot`` may go: its page's origin and the allowed hosts."""
+        return trust_rule(bot.page_url, self.settings.allowed_hosts)
+
+    async def run(self, call: Call, bot: Bot) -> AsyncIterator[list[Event]]:
+        """Make a call's requests to ``bot`` in turn, under the trust rule (no retries).
+
+        The doctor's way to run one protocol call (a nonce refresh, a session) on its own.
+        """
+        async for events in self._run(call, self.trust(bot)):
+            yield events
 
     async def chat(self, chat: ChatInput) -> AsyncGenerator[list[Event], None]:
         """Run one chat call: its events as they arrive, under the policy above.
@@ -224,9 +274,12 @@ class Pipeline:
                     protocol.check_input(bot, chat)  # bad input sends nothing, a session neither
                     state = await self._prepare(bot)
                 call = protocol.start(bot, state, chat)
-                yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id})]
+                yield [
+                    Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id}),
+                    *call.notices,
+                ]
                 try:
-                    async for batch in self._run(call):
+                    async for batch in self._run(call, self.trust(bot)):
                         delivered = delivered or any(isinstance(e, TextDelta) for e in batch)
                         yield batch
                 finally:
@@ -250,26 +303,53 @@ class Pipeline:
                     raise
                 await asyncio.sleep(retries.wait_after(exc))
 
-    async def _run(self, call: Call) -> AsyncIterator[list[Event]]:
-        """Make a call's requests in turn, yielding the events of their replies in batches."""
+    async def _run(self, call: Call, trust: TrustRule) -> AsyncIterator[list[Event]]:
+        """Make a call's requests in turn, yielding the events of their replies in batches.
+
+        Each request passes the trust rule first: a refused one is never sent.
+        """
         while (request := call.next_request()) is not None:
+            url = trust.admit(request.url, step=request.step)
+            if url != request.url:
+                request = replace(request, url=url)
             reader = call.reader()
             started = time.perf_counter()
             try:
-                async with self.adapter.open(request, self.settings.timeout) as transfer:
-                    async for data in transfer:
-                        if events := reader.feed(data):
-                            yield events
-                assert transfer.head is not None  # noqa: S101 (set when the body ended)
-                events = reader.finish(transfer.head)
+                async for events in self._send(request, reader):
+                    yield events
             except Exception as exc:
                 if self.observer is not None:
                     self.observer(request, time.perf_counter() - started, exc)
                 raise
             if self.observer is not None:
                 self.observer(request, time.perf_counter() - started, None)
-            if events:
-                yield events
+
+    async def _send(self, request: HttpRequest, reader: BodyReader) -> AsyncIterator[list[Event]]:
+        """One request: its reply's events as they come; a redirect is refused, unread.
+
+        A transfer that breaks after part of the answer came is an incomplete answer, as
+        is a reply that ends before its end marker.
+        """
+        answered = False
+        try:
+            async with self.adapter.open(request, self.settings.timeout) as transfer:
+                async for data in transfer:
+                    if events := reader.feed(data):
+                        answered = answered or any(isinstance(e, TextDelta) for e in events)
+                        yield events
+        except TransportError as exc:
+            if not answered or isinstance(exc, RequestTimeoutError):
+                raise
+            raise IncompleteAnswerError(
+                f"The connection broke after part of the answer: {exc}"
+            ) from exc
+        head = transfer.head
+        assert head is not None  # noqa: S101 (set when the body ended)
+        location = redirect_location(request.url, head.status, head.headers)
+        if location is not None:
+            raise refuse_redirect(request.url, location, request.step)
+        if events := reader.finish(head):
+            yield events
 
     async def _prepare(self, bot: Bot) -> BotState:
         """Run the protocol's set-up call for ``bot`` (a session), once for all callers."""
@@ -281,7 +361,7 @@ class Pipeline:
             state = self.cache.state(key, bot)
             setup = protocol.prepare(bot, state)
             if setup is not None:
-                async for _ in self._run(setup):
+                async for _ in self.run(setup, bot):
                     pass
                 new_state = setup.new_state()
                 if new_state is None:
@@ -316,7 +396,7 @@ class Pipeline:
         async def work() -> None:
             if self.cache.state(key, bot).nonce != state.nonce:
                 return  # another caller has replaced it already
-            async for _ in self._run(refresh):
+            async for _ in self.run(refresh, bot):
                 pass
             new_state = refresh.new_state()
             if new_state is None:  # no fresh nonce that way: read the page again

@@ -155,7 +155,7 @@ def render_instructions(
             ``{"type": "json_object"}``.
 
     Raises:
-        InvalidInputError: A ``response_format`` of another kind.
+        InvalidInputError: A ``response_format`` that is not such a dict.
     """
     parts = []
     if tools and choice.mode != "none":
@@ -163,6 +163,12 @@ def render_instructions(
         rule = TOOL_RULES[choice.mode].format(name=choice.name)
         parts += [f"<tools>\n{listing}\n</tools>", CALL_FORMAT, rule]
     if response_format is not None:
+        if not isinstance(response_format, Mapping):
+            raise InvalidInputError(
+                f"response_format must be a dict such as {{'type': 'json_object'}}, not "
+                f"{type(response_format).__name__} {str(response_format)[:80]!r}.",
+                setting="response_format",
+            )
         kind = response_format.get("type")
         if kind == "json_schema":
             spec = response_format.get("json_schema") or {}

@@ -28,6 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from curl_cffi import CurlOpt
 from curl_cffi.requests import AsyncSession, Response, Session
 
 from langchain_chatgptes._http import Adapter, CurlAdapter, ThreadedSessionAdapter
@@ -40,6 +41,10 @@ _ORPHANS: list[Any] = []
 
 IO_MAX_CLIENTS = 1024
 """Transfers at once on the I/O thread: sync callers are bounded by their own threads."""
+
+HTTP_ONLY = {CurlOpt.PROTOCOLS_STR: "http,https", CurlOpt.REDIR_PROTOCOLS_STR: "http,https"}
+"""curl speaks nothing but HTTP(S) on the package's sessions (behind the trust rule, which
+refuses other schemes before curl sees them; your own sessions rely on the rule)."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,7 @@ class Runtime:
                 proxy=options.proxy,
                 verify=options.verify,
                 max_clients=IO_MAX_CLIENTS if on_io_thread else options.max_concurrency,
+                curl_options=HTTP_ONLY,
             )
             if state.keeper is None:
                 state.keeper = _keep(state)

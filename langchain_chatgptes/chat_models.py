@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import secrets
+import sys
 import threading
 import uuid
+import warnings
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -23,7 +26,9 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
+from contextvars import ContextVar
 from operator import itemgetter
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, get_args
 from urllib.parse import urlsplit
 
@@ -41,7 +46,7 @@ from langchain_core.messages import (
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -57,6 +62,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from langchain_chatgptes._answer import PROVIDER, AnswerEngine, AnswerSpec, text_chunk
@@ -64,12 +70,15 @@ from langchain_chatgptes._conversation import Visitor
 from langchain_chatgptes._output import tokens_for_chars
 from langchain_chatgptes._prompt import render_instructions
 from langchain_chatgptes._tools import ToolChoice, tool_choice_of
+from langchain_chatgptes._trust import host_entry, mask_credentials, page_url, site_url
 from langchain_chatgptes.errors import (
     BlockedError,
     ChatGptEsError,
     InvalidInputError,
     NonceNotFoundError,
+    RefusedRedirectError,
     TransportError,
+    UntrustedEndpointError,
 )
 
 if TYPE_CHECKING:
@@ -128,6 +137,77 @@ def _new_runtime_lock() -> None:
 os.register_at_fork(after_in_child=_new_runtime_lock)
 DEFAULT_BASE_URL = "https://chatgpt.es"
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+MAX_TIMEOUT = 1_000_000.0
+"""Largest finite ``timeout`` in seconds (about 11 days; curl counts milliseconds in a
+32-bit number on some platforms). ``None`` or ``inf`` means no limit."""
+MAX_CONCURRENCY = 1024
+"""Largest ``max_concurrency``: curl_cffi allocates a pool of that many handles per loop."""
+
+# Modules whose frames are not the caller's: a warning is attributed to the first frame
+# outside them (the user's code calling invoke, stream, a chain or an agent).
+_NOT_THE_CALLER = frozenset(
+    {
+        "langchain_chatgptes",
+        "langchain_core",
+        "langchain",
+        "langgraph",
+        "langsmith",
+        "concurrent",
+        "threading",
+        "contextlib",
+    }
+)
+_CALLER: ContextVar[FrameType | None] = ContextVar("chatgptes_caller", default=None)
+"""The caller's frame, noted where a call enters the model (``ainvoke``): langchain-core
+runs ``_agenerate`` in a task of its own, whose stack no longer reaches the caller."""
+
+
+def _caller_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame outside the packages above, or None.
+
+    None when the walk reaches the event loop first: the code runs in a task of its own,
+    whose stack does not reach the caller.
+    """
+    while frame is not None:
+        root = frame.f_globals.get("__name__", "").partition(".")[0]
+        if root == "asyncio":
+            return None
+        if root not in _NOT_THE_CALLER:
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _notify(engine: AnswerEngine) -> None:
+    """Raise the warnings the engine gathered since the last time, in this thread."""
+    for warning in engine.take_notices():
+        warn_caller(warning)
+
+
+def warn_caller(warning: Warning) -> None:
+    """Issue ``warning`` attributed to the caller's code (see :func:`_caller_frame`).
+
+    Filters keyed on the caller's module then match, and "once per location" means once
+    per place in the caller's code, whatever thread or task the call ran in.
+    """
+    here = sys._getframe(1)
+    frame = _caller_frame(here) or _CALLER.get()
+    if frame is None:  # nothing better known: the first frame outside this package
+        frame = here
+        while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            "langchain_chatgptes"
+        ):
+            frame = frame.f_back
+    module_globals = frame.f_globals
+    warnings.warn_explicit(
+        warning,
+        type(warning),
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module_globals.get("__name__", "<string>"),
+        registry=module_globals.setdefault("__warningregistry__", {}),
+        module_globals=module_globals,
+    )
 
 
 def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
@@ -146,7 +226,12 @@ def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
             f"impersonate={impersonate!r} is not one: use e.g. 'chrome', 'safari' or 'firefox'."
         )
     elif isinstance(exc, TransportError) and exc.at_proxy:
-        exc.advice = "Check `proxy=` (or CHATGPTES_PROXY)."
+        exc.advice = "Check `proxy=` (or CHATGPTES_PROXY): is it running and reachable?"
+    elif isinstance(exc, UntrustedEndpointError) and not isinstance(exc, RefusedRedirectError):
+        exc.advice = (
+            "If the site embeds a chat box from another host you trust, list that host in "
+            "`allowed_hosts=`; see the README's Security section."
+        )
 
 
 class ChatChatGptEs(BaseChatModel):
@@ -244,8 +329,18 @@ class ChatChatGptEs(BaseChatModel):
 
     model_name: ModelLabel = Field(default="gpt-4o", alias="model")
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
-    base_url: str = Field(default_factory=from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL))
-    """The site's address (env ``CHATGPTES_BASE_URL``)."""
+    base_url: str = Field(
+        default_factory=lambda: mask_credentials(
+            from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL)()
+        ),
+        validate_default=True,  # a bad CHATGPTES_BASE_URL is a ValidationError too
+    )
+    """The site's address: its chat page (env ``CHATGPTES_BASE_URL``). http(s) only, no
+    credentials; a query string is kept (``https://site/?lang=es``)."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Hosts besides the page's own that the chat box may send requests to (``host`` or
+    ``host:port``), for a site whose chat box is served from another host you trust. Empty:
+    only the page's origin (and its https upgrade)."""
     plugin: Plugin = Field(
         default_factory=from_env("CHATGPTES_PLUGIN", default="auto"),
         validate_default=True,  # a bad CHATGPTES_PLUGIN is a ValidationError naming the field
@@ -266,7 +361,8 @@ class ChatChatGptEs(BaseChatModel):
     """Seconds. A reply read whole (the site answers JSON) must arrive within it; a reply
     read as a stream (a streaming site, on every call path) may go quiet for at most this
     long, before its first bytes and between chunks, however long it is in total.
-    ``Retry-After`` waits are taken only within it. ``None``: no limit."""
+    ``Retry-After`` waits are taken only within it. ``None`` (or ``inf``): no limit; a
+    finite value is at most 1,000,000."""
     max_retries: Annotated[int, Field(ge=0)] = 2
     """HTTP retries per request, after transport errors, HTTP 429 and 5xx (a rejected
     nonce is refetched once on top)."""
@@ -282,8 +378,8 @@ class ChatChatGptEs(BaseChatModel):
     """Truncate answers at this many estimated tokens (client side, ``finish_reason="length"``)."""
     verify: bool = True
     """Verify TLS certificates (turn off only for a site you trust on a network you trust)."""
-    max_concurrency: Annotated[int, Field(ge=1)] = 16
-    """Async requests in flight at once per event loop; more wait for a free slot."""
+    max_concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = 16
+    """Async requests in flight at once per event loop (1 to 1024); more wait for a slot."""
     http_client: SkipValidation[Any] = Field(default=None, exclude=True)
     """Your own curl_cffi ``AsyncSession`` (or ``Session``) for the sync methods, instead of
     the package's; never closed by the model, shared by copies, not pickled. The sync
@@ -336,13 +432,36 @@ class ChatChatGptEs(BaseChatModel):
         """``wpaicg_chat_client_id``: stable per instance, like one browser."""
         return self._visitor.client_id
 
+    @model_validator(mode="before")
+    @classmethod
+    def _mask_base_url_credentials(cls, data: Any) -> Any:
+        # Credentials in base_url are refused; masked first, they cannot reach the error's
+        # recorded input (ValidationError.errors(), .json()) either.
+        url = data.get("base_url") if isinstance(data, dict) else None
+        if isinstance(url, str) and "@" in url:
+            data = {**data, "base_url": mask_credentials(url)}
+        return data
+
     @field_validator("base_url")
     @classmethod
     def _validate_base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}")
-        return value.rstrip("/")
+        return site_url(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _validate_allowed_hosts(cls, value: list[str]) -> list[str]:
+        return [host_entry(entry) for entry in value]
+
+    @field_validator("timeout")
+    @classmethod
+    def _validate_timeout(cls, value: float | None) -> float | None:
+        if value is None or math.isinf(value):
+            return None  # (nan and values <= 0 were refused by the field's rule)
+        if value > MAX_TIMEOUT:
+            raise ValueError(
+                f"timeout must be at most {MAX_TIMEOUT:,.0f} seconds; use None for no limit"
+            )
+        return value
 
     @field_validator("proxy")
     @classmethod
@@ -465,7 +584,12 @@ class ChatChatGptEs(BaseChatModel):
         from langchain_chatgptes._policy import Settings
 
         return Settings(
-            self.base_url + "/", self.timeout, self.max_retries, self.plugin, self.bot_id
+            page_url(self.base_url),
+            self.timeout,
+            self.max_retries,
+            self.plugin,
+            self.bot_id,
+            tuple(self.allowed_hosts),
         )
 
     async def _pipeline(self, runtime: Runtime, *, on_io_thread: bool) -> Pipeline:
@@ -631,6 +755,21 @@ class ChatChatGptEs(BaseChatModel):
 
     # --- calls ----------------------------------------------------------------------------
 
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """See ``BaseChatModel.ainvoke``; notes the caller, to whom warnings are attributed."""
+        token = _CALLER.set(_caller_frame(sys._getframe(1)) or _CALLER.get())
+        try:
+            return await super().ainvoke(input, config, stop=stop, **kwargs)
+        finally:
+            _CALLER.reset(token)
+
     def _spec(self, stop: Any, kwargs: Mapping[str, Any]) -> AnswerSpec:
         """What one call asks for, its arguments checked as the fields are."""
         tools = kwargs.get("tools") or []
@@ -679,11 +818,30 @@ class ChatChatGptEs(BaseChatModel):
         return [piece async for piece in self._pieces(engine, runtime, on_io_thread=True)]
 
     def _sync_pieces(self, engine: AnswerEngine) -> Iterator[str]:
-        """:meth:`_pieces` run on the package's I/O thread, iterated from this one."""
+        """:meth:`_pieces` run on the package's I/O thread, iterated from this one.
+
+        The engine's notices are raised here, in the caller's thread.
+        """
         from langchain_chatgptes._sessions import IOThread
 
         runtime = self._get_runtime()  # here, in the caller's thread, not on the I/O thread
-        return IOThread.get().iterate(lambda: self._pieces(engine, runtime, on_io_thread=True))
+        pieces = IOThread.get().iterate(lambda: self._pieces(engine, runtime, on_io_thread=True))
+        try:
+            for piece in pieces:
+                _notify(engine)
+                yield piece
+        finally:
+            pieces.close()
+            _notify(engine)
+
+    async def _caller_pieces(self, engine: AnswerEngine) -> AsyncIterator[str]:
+        """:meth:`_pieces` on the caller's loop; the engine's notices are raised here."""
+        try:
+            async for piece in self._pieces(engine, self._get_runtime(), on_io_thread=False):
+                _notify(engine)
+                yield piece
+        finally:
+            _notify(engine)
 
     def _generate(
         self,
@@ -699,7 +857,10 @@ class ChatChatGptEs(BaseChatModel):
             from langchain_chatgptes._sessions import IOThread
 
             runtime = self._get_runtime()
-            shown = IOThread.get().run(self._collect(engine, runtime))
+            try:
+                shown = IOThread.get().run(self._collect(engine, runtime))
+            finally:
+                _notify(engine)
         message = engine.result.message("".join(shown))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -722,7 +883,7 @@ class ChatChatGptEs(BaseChatModel):
         engine = self._engine(messages, stop, kwargs)
         streaming = bool(run_manager and self.streaming)
         shown: list[str] = []
-        async for piece in self._pieces(engine, self._get_runtime(), on_io_thread=False):
+        async for piece in self._caller_pieces(engine):
             shown.append(piece)
             if streaming and run_manager:  # tokens reach callbacks as they come
                 await run_manager.on_llm_new_token(piece, chunk=text_chunk(piece))
@@ -757,7 +918,7 @@ class ChatChatGptEs(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         engine = self._engine(messages, stop, kwargs)
-        async for piece in self._pieces(engine, self._get_runtime(), on_io_thread=False):
+        async for piece in self._caller_pieces(engine):
             chunk = text_chunk(piece)
             if run_manager:
                 await run_manager.on_llm_new_token(piece, chunk=chunk)

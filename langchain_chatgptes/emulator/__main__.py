@@ -42,9 +42,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             "no_nonce",
             "both",
             "mixed",
+            "decoys",
         ],
         default="standard",
     )
+    add("--page-endpoint", default=None, help="the chat endpoint the page names (hostile pages)")
     add(
         "--plugin",
         choices=["wpaicg", "aipkit", "mwai"],
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     mwai("--rest-nonce-in-page", action="store_true", dest="mwai_rest_nonce_in_page")
     mwai("--no-start-session", action="store_false", dest="mwai_start_session")
     mwai("--no-stream-option", action="store_false", dest="mwai_stream_option")
-    mwai("--rest-url-style", choices=["pretty", "plain"], default="pretty")
+    mwai("--rest-url-style", choices=["pretty", "plain", "relative"], default="pretty")
     mwai("--max-messages", type=int, default=15, dest="mwai_max_messages")
     mwai("--moderate", action="append", default=[], dest="mwai_moderation", help="a word")
     mwai("--no-usage", action="store_false", dest="mwai_usage", help="no usage key")

@@ -201,6 +201,7 @@ class AipkitSite:
                 img_nonce="",
                 rest_nonce="",
                 stream=False,
+                ajax_url=emu.page_endpoint or "",
             )
         return AipkitPageFacts(
             base_url=emu.base_url,
@@ -214,6 +215,7 @@ class AipkitSite:
             user_ip=(request.remote or "") if version < aip.V_NO_USER_IP else None,
             nonce_refresh=self._refresh_registered(),
             legacy_box=legacy,
+            ajax_url=emu.page_endpoint or "",
         )
 
     # --- admin-ajax router (C.2 item 3) -------------------------------------------------------

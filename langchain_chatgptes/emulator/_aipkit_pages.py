@@ -43,6 +43,7 @@ class AipkitPageFacts:
     nonce_refresh: bool  # print window.aipkit_getChatNonceAction (>= 2.3.41)
     legacy_box: PageFacts | None  # "both": a stale legacy chat box before the bots
     theme: str = "light"
+    ajax_url: str = ""  # data-config.ajaxUrl ("": the site's own admin-ajax.php)
 
 
 def frontend_config(facts: AipkitPageFacts, bot: AipkitBot) -> dict[str, Any]:
@@ -50,7 +51,8 @@ def frontend_config(facts: AipkitPageFacts, bot: AipkitBot) -> dict[str, Any]:
     popup = bot.layout == "popup"
     config: dict[str, Any] = {
         "botId": bot.bot_id,
-        "ajaxUrl": facts.base_url + AJAX_PATH,  # admin_url('admin-ajax.php'): absolute
+        # admin_url('admin-ajax.php'): absolute
+        "ajaxUrl": facts.ajax_url or facts.base_url + AJAX_PATH,
         "nonce": facts.nonce,
         "postId": facts.post_id,
     }

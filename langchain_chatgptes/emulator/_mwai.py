@@ -159,11 +159,16 @@ class MwaiSite:
     @property
     def pretty(self) -> bool:
         """Pretty permalinks: ``/wp-json/`` routes; else only ``?rest_route=``."""
-        return self._emu.mwai_rest_url_style == "pretty"
+        return self._emu.mwai_rest_url_style != "plain"
 
-    def rest_url(self) -> str:
-        """``untrailingslashit(get_rest_url())`` (B.1 ``restUrl`` row)."""
-        base = self._emu.base_url
+    def rest_url(self, *, absolute: bool = False) -> str:
+        """``untrailingslashit(get_rest_url())`` (B.1 ``restUrl`` row).
+
+        ``relative`` style: ``/wp-json``, as a page cache or CDN that rewrites its own
+        addresses leaves it (unless ``absolute``).
+        """
+        relative = self._emu.mwai_rest_url_style == "relative" and not absolute
+        base = "" if relative else self._emu.base_url
         return base + (mw.REST_PREFIX if self.pretty else mw.PLAIN_REST_BASE)
 
     def route_of(self, path: str, query: Mapping[str, str]) -> str | None:
@@ -209,7 +214,7 @@ class MwaiSite:
             base_url=emu.base_url,
             path=path,
             post_id=emu.post_id,
-            rest_url=self.rest_url(),
+            rest_url=emu.page_endpoint or self.rest_url(),
             rest_nonce=self.nonce() if emu.mwai_rest_nonce_in_page else None,
             stream=emu.mwai_stream_option,
             bots=tuple(bots),
@@ -219,7 +224,7 @@ class MwaiSite:
 
     def link_header(self) -> str:
         """The ``Link`` header WordPress sends with pages and REST replies."""
-        return f'<{self.rest_url()}/>; rel="https://api.w.org/"'
+        return f'<{self.rest_url(absolute=True)}/>; rel="https://api.w.org/"'
 
     # --- REST router (B.2, C.3 items 3-4) -------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,7 +10,15 @@ from langchain_chatgptes.emulator._plugin import AJAX_PATH, CHAT_BOX_CLASS, PARA
 from langchain_chatgptes.emulator._wordpress import php_json
 
 PageVariant = Literal[
-    "standard", "minified", "noisy", "no_chat_box", "no_data_nonce", "no_nonce", "both", "mixed"
+    "standard",
+    "minified",
+    "noisy",
+    "no_chat_box",
+    "no_data_nonce",
+    "no_nonce",
+    "both",
+    "mixed",
+    "decoys",
 ]
 _PLUGIN = "/wp-content/plugins/gpt3-ai-content-generator"
 
@@ -25,6 +34,7 @@ class PageFacts:
     img_nonce: str  # a nonce for another plugin action (the image generator)
     rest_nonce: str  # another plugin's nonce, only shown by the "noisy" variant
     stream: bool
+    ajax_url: str = ""  # wpaicgParams.ajax_url ("": the site's own admin-ajax.php)
 
 
 def _chat_box_attributes(facts: PageFacts) -> list[tuple[str, str]]:
@@ -61,7 +71,7 @@ def _chat_box_attributes(facts: PageFacts) -> list[tuple[str, str]]:
 
 def _params_script(facts: PageFacts) -> str:
     params = {
-        "ajax_url": facts.base_url + AJAX_PATH,
+        "ajax_url": facts.ajax_url or facts.base_url + AJAX_PATH,
         "search_nonce": facts.nonce,
         "logged_in": "0",
         "languages": {
@@ -214,6 +224,48 @@ def assistant_page(
 {footer}</body>
 </html>
 """
+
+
+DECOY_ORIGIN = "http://decoy.invalid"
+"""Where the decoy boxes of ``page_variant="decoys"`` point (never reached: ``.invalid``)."""
+_DECOY_NONCE = "dec0y0000"
+_CHAT_BOX = re.compile(
+    r"<div\b[^>]*\b(?:wpaicg-chat-shortcode|aipkit_chat_container|aipkit_popup_wrapper|"
+    r"mwai-chatbot-container)\b[^>]*>"
+)
+_NONCE_ATTRIBUTE = re.compile(r'data-nonce="[^"]*"')
+_PARAMS_SCRIPT = re.compile(r"var wpaicgParams = [^\n]*;")
+
+
+def with_decoys(html: str, base_url: str) -> str:
+    """The page with copies of its first chat box where a browser shows nothing.
+
+    Before the real box: the box in an HTML comment, a ``<template>``, a
+    ``<script type="text/template">``, a ``<noscript>`` and a hidden ``<textarea>``, each
+    pointing at :data:`DECOY_ORIGIN` (and, for the legacy box, with another nonce and a
+    ``wpaicgParams`` in a comment). A client that reads any of them talks to nobody.
+    """
+    box = _CHAT_BOX.search(html)
+    if box is None:
+        return html
+
+    def decoy(text: str) -> str:
+        text = text.replace(base_url, DECOY_ORIGIN)
+        text = text.replace(base_url.replace("/", "\\/"), DECOY_ORIGIN.replace("/", "\\/"))
+        return _NONCE_ATTRIBUTE.sub(f'data-nonce="{_DECOY_NONCE}"', text)
+
+    tag = decoy(box.group())
+    params = _PARAMS_SCRIPT.search(html)
+    hidden = [
+        f"<!-- {tag} -->",
+        f"<template>{tag}</template>",
+        f'<script type="text/template">{tag}</script>',
+        f"<noscript>{tag}</noscript>",
+        f"<textarea hidden>{tag}</textarea>",
+    ]
+    if params is not None:
+        hidden.insert(0, f"<!-- <script>{decoy(params.group())}</script> -->")
+    return html[: box.start()] + "\n".join(hidden) + "\n" + html[box.start() :]
 
 
 NOT_FOUND_PAGE = """<!DOCTYPE html>

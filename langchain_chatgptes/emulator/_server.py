@@ -29,6 +29,7 @@ from langchain_chatgptes.emulator._pages import (
     PageFacts,
     PageVariant,
     render_page,
+    with_decoys,
 )
 from langchain_chatgptes.emulator._wire import json_body, sse_events
 from langchain_chatgptes.emulator.responders import ChatRequest, EchoResponder, Reply, Responder
@@ -160,6 +161,11 @@ class Emulator:
             AI Engine mode ``standard``, ``no_chat_box`` (the plugin off: shortcodes printed
             verbatim, its REST routes gone) or ``mixed`` (a stale legacy box and the
             ``aipkit_bots`` before the AI Engine bots, AIPKit's admin-ajax actions live).
+            On every plugin ``decoys``: copies of the chat box pointing elsewhere where a
+            browser shows nothing (a comment, a template, script text...; ``with_decoys``).
+        page_endpoint: The chat endpoint the page names instead of the site's own: legacy
+            ``wpaicgParams.ajax_url``, AIPKit ``data-config.ajaxUrl``, AI Engine
+            ``data-system.restUrl`` (a hostile or misconfigured page pointing elsewhere).
         redirect_to: Answer every request with HTTP 301 to this base URL plus the path
             (a site that moved, or http -> https, www -> bare host).
         responder: Chooses the answers (None: :class:`EchoResponder`).
@@ -209,7 +215,8 @@ class Emulator:
             HTTP 404 ``rest_no_route``).
         mwai_stream_option: The ``ai_streaming`` option shown as ``data-system.stream`` (the
             server follows the body's ``stream`` whatever it says).
-        mwai_rest_url_style: ``pretty`` (``restUrl`` ``…/wp-json``) or ``plain`` (``…/index.php
+        mwai_rest_url_style: ``pretty`` (``restUrl`` ``…/wp-json``), ``relative`` (``/wp-json``,
+            as a page cache may print it) or ``plain`` (``…/index.php
             ?rest_route=``; ``/wp-json/…`` is then the site's 404 page).
         mwai_max_messages: ``maxMessages``: history turns kept after ``messages[0]`` (0: all).
         mwai_moderation: Words the stand-in moderation flags in ``newMessage``
@@ -240,6 +247,7 @@ class Emulator:
     banned_ips: Sequence[str] = ()
     token_limit: int | None = None
     page_variant: PageVariant = "standard"
+    page_endpoint: str | None = None
     redirect_to: str | None = None
     responder: Responder | None = None
     on_flush: Callable[[bytes], None] | None = None
@@ -264,7 +272,7 @@ class Emulator:
     mwai_rest_nonce_in_page: bool = False
     mwai_start_session: bool = True
     mwai_stream_option: bool = True
-    mwai_rest_url_style: Literal["pretty", "plain"] = "pretty"
+    mwai_rest_url_style: Literal["pretty", "plain", "relative"] = "pretty"
     mwai_max_messages: int = mw.MAX_MESSAGES
     mwai_moderation: Sequence[str] = ()
     mwai_usage: bool | Literal["tokens", "null", "omit"] = True
@@ -577,11 +585,11 @@ class Emulator:
     def _page(self, path: str, request: web.Request) -> web.Response:
         links = f'<{self.base_url}/wp-json/>; rel="https://api.w.org/"'
         if self.plugin == "mwai":
-            html = self._mwai.page(path, request)
+            html = self._decoys(self._mwai.page(path, request))
             headers = {"Content-Type": _HTML, "Link": self._mwai.link_header()}
             return web.Response(body=html.encode(), headers=headers)
         if self.plugin == "aipkit":
-            html = self._aipkit.page(path, request)
+            html = self._decoys(self._aipkit.page(path, request))
             return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
         now = self.now()
         facts = PageFacts(
@@ -592,9 +600,13 @@ class Emulator:
             img_nonce=wp.create_nonce(self.secret, "wpaicg-imagelog", now, self.nonce_life),
             rest_nonce=wp.create_nonce(self.secret, "wp_rest", now, self.nonce_life),
             stream=self.stream,
+            ajax_url=self.page_endpoint or "",
         )
-        html = render_page(facts, self.page_variant)
+        html = self._decoys(render_page(facts, self.page_variant))
         return web.Response(body=html.encode(), headers={"Content-Type": _HTML, "Link": links})
+
+    def _decoys(self, html: str) -> str:
+        return with_decoys(html, self.base_url) if self.page_variant == "decoys" else html
 
     def _cors(self, origin: str) -> dict[str, str]:
         # send_origin_headers(): only the site's own origin, over http or https, is echoed.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from langchain_chatgptes._conversation import ChatInput, Turn, Visitor
-from langchain_chatgptes._events import End, Event, Metadata, TextDelta, Usage
+from langchain_chatgptes._events import End, Event, Metadata, Notice, TextDelta, Usage
 
 __all__ = [
     "BodyReader",
@@ -29,6 +29,7 @@ __all__ = [
     "Findings",
     "HttpRequest",
     "Metadata",
+    "Notice",
     "ReplyHead",
     "SiteProtocol",
     "TextDelta",
@@ -160,9 +161,13 @@ class Call(ABC):
 
     Attributes:
         sent_text: The text the site receives for this call (for the usage estimate).
+        notices: Warnings for the caller about this call (e.g. turns the site will drop),
+            handed on as events: a protocol never warns itself, as it may run on another
+            thread than the caller's.
     """
 
     sent_text: str = ""
+    notices: tuple[Notice, ...] = ()
 
     @abstractmethod
     def next_request(self) -> HttpRequest | None:

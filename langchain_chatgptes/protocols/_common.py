@@ -6,6 +6,7 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urljoin
 
 from langchain_chatgptes._limits import MAX_BODY_BYTES, MAX_PAGE_BYTES
 from langchain_chatgptes.errors import (
@@ -29,6 +30,18 @@ CLOUDFLARE_MARKERS = (
 """Lower-cased markers of an anti-bot challenge page (from g4f's ``raise_for_status``)."""
 
 _EXCERPT = 200
+
+
+def resolve(page_url: str, reference: str) -> str:
+    """An endpoint the page names, resolved against the page as a browser does.
+
+    A reference ``urljoin`` cannot read (e.g. ``http://[``) is kept as it is: whether and
+    why it is refused is the trust rule's to say, when a request would go there.
+    """
+    try:
+        return urljoin(page_url, reference)
+    except ValueError:
+        return reference
 
 
 def excerpt(text: str) -> str:

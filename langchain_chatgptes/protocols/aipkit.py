@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode
 
 from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
@@ -52,6 +52,7 @@ from langchain_chatgptes.protocols._common import (
     check_status,
     excerpt,
     json_object,
+    resolve,
 )
 from langchain_chatgptes.protocols._html import json_attribute, start_tags
 from langchain_chatgptes.protocols._sse import SSEEvent, looks_like_sse
@@ -151,7 +152,7 @@ def find_bots(html: str, page_url: str) -> Findings:
                 protocol=NAME,
                 bot_id=bot_id,
                 page_url=page_url,
-                endpoint=urljoin(page_url, ajax_url),
+                endpoint=resolve(page_url, ajax_url),
                 nonce=nonce,
                 inline=POPUP_CLASS not in tag.classes,
                 facts={

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import secrets
 import string
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +42,7 @@ from langchain_chatgptes.protocols._base import (
     Findings,
     HttpRequest,
     Metadata,
+    Notice,
     OneRequestCall,
     ReplyHead,
     SiteProtocol,
@@ -55,6 +55,7 @@ from langchain_chatgptes.protocols._common import (
     check_status,
     excerpt,
     json_object,
+    resolve,
 )
 from langchain_chatgptes.protocols._html import json_attribute, start_tags
 from langchain_chatgptes.protocols._sse import SSEEvent
@@ -154,7 +155,9 @@ def find_bots(html: str, page_url: str) -> Findings:
             continue
         params = params if isinstance(params, dict) else {}
         bot_id, custom_id = _id(system.get("botId")), _id(system.get("customId"))
+        # A page cache or CDN may print it relative (``/wp-json``): resolved like a browser.
         rest_url = _text(system.get("restUrl"))
+        rest_url = resolve(page_url, rest_url) if rest_url else ""
         missing = tuple(
             item
             for item, value in (("bot id", bot_id or custom_id), ("restUrl", rest_url))
@@ -208,9 +211,10 @@ def conversation(chat: ChatInput) -> tuple[list[dict[str, str]], str, bool]:
     ``messages[0]`` is one ``system`` turn (the fixed preamble, the conversation's system
     messages, then the tool and format instructions); the plugin always keeps it. Earlier
     turns follow as ``user`` / ``assistant`` (tool results and other roles are ``user`` turns
-    labelled as in the one-text form). ``newMessage`` is the last human turn (``typed``:
-    the site's length rule applies to it), or :data:`CONTINUE` when the conversation ends
-    with anything else or is a re-ask.
+    labelled as in the one-text form). ``newMessage`` is the text of the last human turn,
+    as the person typed it (``typed``: the site's length rule applies to it; a name given
+    to that message is not sent, as the site's own chat box has none), or
+    :data:`CONTINUE` when the conversation ends with anything else or is a re-ask.
     """
     system = [SYSTEM_PROMPT]
     system += [turn.text for turn in chat.turns if turn.role == "system"]
@@ -221,7 +225,7 @@ def conversation(chat: ChatInput) -> tuple[list[dict[str, str]], str, bool]:
     typed = bool(turns) and turns[-1].role == "user" and not chat.follow_up
     if typed:
         *turns, last = turns
-        new_message = _content(last)
+        new_message = last.text
     else:
         new_message = CONTINUE
     messages += [
@@ -249,9 +253,27 @@ def check_length(bot: Bot, new_message: str) -> None:
         )
 
 
-def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
-    """The submit route's JSON body, and its text (all turns, for the usage estimate).
+def trim_notice(messages: list[dict[str, str]]) -> Notice | None:
+    """A :class:`HistoryTrimWarning` when the site will drop the oldest turns, else None.
 
+    The plugin keeps ``messages[0]`` and the last :data:`MAX_MESSAGES` others (B.4).
+    """
+    earlier = len(messages) - 1
+    if earlier <= MAX_MESSAGES:
+        return None
+    return Notice(
+        HistoryTrimWarning(
+            f"This conversation has {earlier} turns before the last message; AI Engine keeps "
+            f"the first message and the last {MAX_MESSAGES} others, so the oldest "
+            f"{earlier - MAX_MESSAGES} will not reach the model."
+        )
+    )
+
+
+def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str, Notice | None]:
+    """The submit route's JSON body, its text, and a notice if turns will be dropped.
+
+    The text is every turn (for the usage estimate); the notice, see :func:`trim_notice`.
     Only the fields the plugin's script sends (B.3): a fresh ``chatId`` every call, never
     ``previousResponseId``.
 
@@ -261,15 +283,6 @@ def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
     """
     messages, new_message, typed = conversation(chat)
     check_length(bot, new_message if typed else "")
-    earlier = len(messages) - 1
-    if earlier > MAX_MESSAGES:
-        warnings.warn(
-            f"This conversation has {earlier} turns before the last message; AI Engine keeps "
-            f"the first message and the last {MAX_MESSAGES} others, so the oldest "
-            f"{earlier - MAX_MESSAGES} will not reach the model.",
-            HistoryTrimWarning,
-            stacklevel=2,
-        )
     body: dict[str, Any] = {
         bot.facts["id_field"]: bot.bot_id,
         "messages": messages,
@@ -282,7 +295,7 @@ def submit_body(bot: Bot, chat: ChatInput, session: str) -> tuple[str, str]:
     if bot.facts.get("context_id") is not None:
         body["contextId"] = bot.facts["context_id"]
     text = "\n".join([*(message["content"] for message in messages), new_message])
-    return json.dumps(body, ensure_ascii=False), text
+    return json.dumps(body, ensure_ascii=False), text, trim_notice(messages)
 
 
 # --- the requests ---------------------------------------------------------------------------
@@ -333,7 +346,8 @@ class _SubmitCall(OneRequestCall):
     def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
         self.bot, self.state = bot, state
         session = _session_of(state) or bot.facts.get("session", "")
-        self.body, self.sent_text = submit_body(bot, chat, session)
+        self.body, self.sent_text, notice = submit_body(bot, chat, session)
+        self.notices = (notice,) if notice else ()
         self.new_nonce = ""
 
     def request(self) -> HttpRequest:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
@@ -40,7 +40,7 @@ from langchain_chatgptes.protocols._base import (
     SiteProtocol,
     TextDelta,
 )
-from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt
+from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt, resolve
 from langchain_chatgptes.protocols._html import script_object, start_tags
 from langchain_chatgptes.protocols._sse import EXCERPT, SSEEvent, SSEParser, looks_like_sse
 
@@ -116,7 +116,7 @@ def find_bots(html: str, page_url: str) -> Findings:
     params = script_object(html, PARAMS_VARIABLE) or {}
     search_nonce = _token(params.get("search_nonce"))
     ajax_url = params.get("ajax_url")
-    endpoint = urljoin(page_url, ajax_url if isinstance(ajax_url, str) and ajax_url else AJAX_PATH)
+    endpoint = resolve(page_url, ajax_url if isinstance(ajax_url, str) and ajax_url else AJAX_PATH)
     headers = post_headers(page_url)
     bots: list[Bot] = []
     incomplete: list[tuple[str, ...]] = []

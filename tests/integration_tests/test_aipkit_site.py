@@ -274,9 +274,13 @@ async def test_site_errors_are_typed_on_every_path(
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_refused_cache_post_is_typed_on_every_path(site: Emulator, path: str) -> None:
     # The cache POST's own error bodies (A.4): a bot closed to other origins, from a page
-    # read as localhost whose ajaxUrl names 127.0.0.1 (see the CORS test below).
+    # read as localhost whose ajaxUrl names 127.0.0.1 (see the CORS test below); the user
+    # allowed that host, so the request is sent and the plugin's refusal is what comes back.
     model = ChatChatGptEs(
-        base_url=site.base_url.replace("127.0.0.1", "localhost"), timeout=5, max_retries=2
+        base_url=site.base_url.replace("127.0.0.1", "localhost"),
+        timeout=5,
+        max_retries=2,
+        allowed_hosts=["127.0.0.1"],
     )
     with pytest.raises(SiteError, match="not public"):
         await call(model, path, "hi")
@@ -310,11 +314,13 @@ def test_a_bot_closed_to_other_origins_says_it_is_not_public(
     site: Emulator, pro: bool, allowed: tuple[str, ...], words: str
 ) -> None:
     # The page read as localhost names its endpoint on 127.0.0.1 (ajaxUrl is absolute):
-    # the calls then come from another origin, which the plugin refuses without Pro or
-    # outside the bot's allowed domains.
+    # the calls then come from another origin (the user allowed that host), which the
+    # plugin refuses without Pro or outside the bot's allowed domains.
     site.aipkit_pro, site.aipkit_allowed_origins = pro, allowed
     other_host = site.base_url.replace("127.0.0.1", "localhost")
-    model = ChatChatGptEs(base_url=other_host, timeout=5, max_retries=2)
+    model = ChatChatGptEs(
+        base_url=other_host, timeout=5, max_retries=2, allowed_hosts=["127.0.0.1"]
+    )
     with pytest.raises(SiteError, match="not public") as info:
         model.invoke("hi")
     assert words in str(info.value)

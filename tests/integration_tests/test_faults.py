@@ -21,11 +21,11 @@ from langchain_chatgptes import (
     ChatGptEsError,
     ConsentRequiredError,
     HTTPStatusError,
+    IncompleteAnswerError,
     RateLimitError,
     RequestTimeoutError,
     ResponseFormatError,
     SiteError,
-    TransportError,
 )
 from langchain_chatgptes._site_cache import SiteCache
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
@@ -86,7 +86,7 @@ FAULTS = [
         "connection reset after streamed text",
         (Reply.reset(sse("Hal", done=False), "text/event-stream"),),
         site_streams=True,
-        outcome=TransportError,
+        outcome=IncompleteAnswerError,
     ),
     Fault("server accepts and never answers", (Reply.hang(30),), outcome=RequestTimeoutError),
     Fault(
@@ -263,6 +263,11 @@ PLUGIN_FAULTS = [
         # libcurl replays a request whose kept-alive connection dropped unanswered; on AIPKit
         # the replayed stream GET finds its cache key used up, so the message is cached again.
         requests=(("aipkit", 5),),
+    ),
+    PluginFault(
+        "connection reset after streamed text",
+        (Reply.sequence("Hal", Reply.reset()),),
+        outcome=IncompleteAnswerError,
     ),
     PluginFault("server accepts and never answers", (Reply.hang(30),), outcome=RequestTimeoutError),
     PluginFault(

@@ -91,3 +91,23 @@ def test_the_old_bases_still_hold() -> None:
     assert isinstance(RequestTimeoutError("x"), ModelConnectionError)
     assert isinstance(IncompleteAnswerError("x"), ResponseFormatError)
     assert isinstance(RefusedRedirectError("x", url="u", reason="r"), UntrustedEndpointError)
+
+
+def test_the_readme_table_says_the_same() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for error, model_error, retryable in TABLE:
+        if type(error) is HTTPStatusError:
+            continue  # one row: "5xx only"
+        row = next(
+            (
+                line
+                for line in readme.splitlines()
+                if line.startswith(f"| `{type(error).__name__}`")
+            ),
+            None,
+        )
+        assert row is not None, f"no README row for {type(error).__name__}"
+        assert f"`{model_error.__name__}`" in row
+        assert ("| yes |" if retryable else "| no |") in row

@@ -294,9 +294,17 @@ def test_a_re_ask_keeps_the_correction_in_messages() -> None:
     assert (new_message, typed) == (mwai.CONTINUE, False)
 
 
-def test_a_named_user_keeps_its_label() -> None:
-    conversation = ChatInput((Turn("user", "User (bob)", "hi"),), "", VISITOR)
-    assert mwai.conversation(conversation)[1] == "User (bob): hi"
+def test_a_named_user_message_is_sent_as_typed() -> None:
+    # newMessage is what the person typed (the site's own box sends no name), and only
+    # that counts toward textInputMaxLength; earlier named turns keep their label.
+    conversation = ChatInput(
+        (Turn("user", "User (ann)", "hello"), Turn("user", "User (bob)", "hi")), "", VISITOR
+    )
+    messages, new_message, typed = mwai.conversation(conversation)
+    assert (new_message, typed) == ("hi", True)
+    assert messages[-1] == {"role": "user", "content": "User (ann): hello"}
+    bot = bot_of(container(max_length=5.0))
+    assert submit(bot, ChatInput((Turn("user", "User (bob)", "x" * 5),), "", VISITOR))
 
 
 # --- the length rule and the history window ---------------------------------------------
@@ -322,13 +330,16 @@ def test_only_the_typed_message_counts_toward_the_limit() -> None:
     assert submit(custom, chat(("user", "x" * 600))).next_request() is not None
 
 
-def test_a_history_longer_than_the_plugin_keeps_warns() -> None:
+def test_a_history_longer_than_the_plugin_keeps_brings_a_notice() -> None:
+    # The protocol never warns itself (it may run on the I/O thread): the call carries the
+    # warning, and the chat model raises it in the caller's thread.
     turns = [("user" if n % 2 == 0 else "assistant", f"turn {n}") for n in range(18)]
-    with pytest.warns(HistoryTrimWarning, match="the oldest 3 will not reach"):
-        submit(conversation=chat(*turns, ("user", "last")))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        submit(conversation=chat(*turns[:15], ("user", "last")))
+        (notice,) = submit(conversation=chat(*turns, ("user", "last"))).notices
+        assert submit(conversation=chat(*turns[:15], ("user", "last"))).notices == ()
+    assert isinstance(notice.warning, HistoryTrimWarning)
+    assert "the oldest 3 will not reach" in str(notice.warning)
 
 
 # --- the requests (wire formats) ------------------------------------------------------------
@@ -707,3 +718,24 @@ async def test_a_too_long_message_sends_nothing_but_the_page() -> None:
         await ask(pipeline(site), chat(("user", "x" * 513)))
     assert "submit" not in site.steps()
     assert "session" not in site.steps()  # a guest's session is not started for it either
+
+
+@pytest.mark.parametrize(
+    ("rest_url", "endpoint"),
+    [
+        ("/wp-json", "https://example.com/wp-json/mwai-ui/v1/chats/submit"),
+        (
+            "/index.php?rest_route=",
+            "https://example.com/index.php?rest_route=/mwai-ui/v1/chats/submit",
+        ),
+        ("//cdn.example/wp-json", "https://cdn.example/wp-json/mwai-ui/v1/chats/submit"),
+    ],
+)
+def test_a_relative_rest_url_is_resolved_against_the_page(rest_url: str, endpoint: str) -> None:
+    # A page cache or CDN may print restUrl relative; a browser resolves it against the
+    # page (whether the result is on the page's site is the trust rule's to say).
+    bot = bot_of(container(rest_url=rest_url))
+    assert bot.endpoint == endpoint
+    assert bot.facts["rest_url"] + mwai.SESSION_ROUTE == endpoint.replace(
+        mwai.SUBMIT_ROUTE, mwai.SESSION_ROUTE
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from langchain_chatgptes import (
     HTTPStatusError,
+    IncompleteAnswerError,
     NonceRejectedError,
     RateLimitError,
     RequestTimeoutError,
@@ -127,8 +128,12 @@ async def test_nothing_is_retried_after_text_was_delivered() -> None:
         async for batch in pipe.chat(CHAT):
             received.extend(event.text for event in batch if isinstance(event, TextDelta))
 
-    with pytest.raises(TransportError):
+    # A connection that breaks after part of the answer is a cut answer, like a stream
+    # that ends before its end marker (one rule for every way an answer can be cut).
+    with pytest.raises(IncompleteAnswerError) as info:
         await consume()
+    assert isinstance(info.value.__cause__, TransportError)
+    assert info.value.is_retryable
     assert received == ["Hal"]
     assert methods(adapter) == ["GET", "POST"]
 
