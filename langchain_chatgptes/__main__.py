@@ -15,13 +15,13 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any
 
 from langchain_chatgptes._doctor import run_doctor
 from langchain_chatgptes._trust import host_entry
 from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import ChatGptEsError
-from langchain_chatgptes.protocols import PLUGINS
+from langchain_chatgptes.protocols import plugin_names
 
 
 def _seconds(text: str) -> float:
@@ -56,7 +56,7 @@ def _plugin_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--plugin",
-        choices=PLUGINS,
+        choices=plugin_names(),
         help="the site's chat plugin protocol (default: $CHATGPTES_PLUGIN or auto: the one "
         "the page shows; with --emulator: the protocol the emulator speaks)",
     )
@@ -128,11 +128,10 @@ def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | No
     if not args.emulator:
         yield args.base_url
         return
-    from langchain_chatgptes.emulator import Emulator
+    from langchain_chatgptes.emulator import DEFAULT_PLUGIN, PLUGINS, Emulator
 
-    plugin: Literal["aipkit", "mwai", "wpaicg"] = (
-        args.plugin if args.plugin in ("aipkit", "mwai") else "wpaicg"
-    )
+    # The plugin asked for, when the emulator has it; else the emulator's default one.
+    plugin: Any = args.plugin if args.plugin in PLUGINS else DEFAULT_PLUGIN
     with Emulator(stream=stream, chunk_delay=0.02, plugin=plugin) as emulator:
         print(f"[local chatgpt.es emulator ({plugin}) at {emulator.base_url}]", file=sys.stderr)
         yield emulator.base_url
@@ -161,6 +160,18 @@ def _doctor(argv: Sequence[str]) -> int:
     return 0 if healthy else 1
 
 
+def _model_settings(args: argparse.Namespace, base_url: str | None) -> dict[str, Any]:
+    """The model's settings the command line gives (the others: environment or defaults)."""
+    given = {
+        "base_url": base_url,
+        "proxy": args.proxy,
+        "plugin": args.plugin,
+        "bot_id": args.bot_id,
+        "allowed_hosts": args.allowed_host,
+    }
+    return {name: value for name, value in given.items() if value}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -172,15 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error("no question given")
     try:
         with _site(args, stream=not args.no_stream) as base_url:
-            settings = {"base_url": base_url} if base_url else {}
-            if args.proxy:
-                settings["proxy"] = args.proxy
-            if args.plugin:
-                settings["plugin"] = args.plugin
-            if args.bot_id:
-                settings["bot_id"] = args.bot_id
-            if args.allowed_host:
-                settings["allowed_hosts"] = args.allowed_host
+            settings = _model_settings(args, base_url)
             with ChatChatGptEs(model=args.model, timeout=args.timeout, **settings) as model:
                 if args.no_stream:
                     print(model.invoke(question).text)

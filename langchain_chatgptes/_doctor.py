@@ -37,12 +37,9 @@ from langchain_chatgptes.errors import (
     TransportError,
 )
 from langchain_chatgptes.protocols import (
-    aipkit,
     choose_bot,
-    mwai,
     protocol_named,
     read_page,
-    wpaicg,
 )
 from langchain_chatgptes.protocols._base import Bot, HttpRequest, ReplyHead, TextDelta
 from langchain_chatgptes.protocols._common import page_text
@@ -51,6 +48,10 @@ PROMPT = "Reply with the single word: pong"
 """The one short prompt the doctor sends."""
 
 BLOCKED = "blocked by an anti-bot (Cloudflare) challenge — try --proxy or --impersonate safari"
+
+
+Line = tuple[str, str, float, str]
+"""One line of the report: step, verdict (OK, FAIL, SKIP), seconds, detail."""
 
 
 class _Failed(Exception):
@@ -76,31 +77,10 @@ def _verdict(exc: ChatGptEsError, proxy: str | None, *, reaching: str) -> _Faile
     return _Failed(f"{type(exc).__name__}: {exc}")
 
 
-# What the doctor calls each request of a call, and the steps it plans per protocol.
-_STEP_NAMES = {"chat": "send prompt", "message": "send prompt", "submit": "send prompt"}
-
-
-def _step_name(request: HttpRequest) -> str:
-    return _STEP_NAMES.get(request.step, request.step)
-
-
-def _describe(bot: Bot) -> str:
-    """One line on the bot the doctor talks to."""
-    streaming = "on" if bot.facts.get("streams") else "off"
-    if bot.protocol == wpaicg.NAME:
-        return (
-            f"wpaicg bot {bot.bot_id}: nonce {bot.nonce}, post id {bot.facts.get('post_id')}, "
-            f"url {bot.facts.get('url')}, stream mode: {streaming}"
-        )
-    name = f" ({bot.facts['name']!r})" if bot.facts.get("name") else ""
-    kind = "inline" if bot.inline else "popup"
-    nonce = bot.nonce or "none in the page (a guest session gives one)"
-    limit = bot.facts.get("max_length")
-    rule = f", longest message {limit} characters" if limit else ""
-    return (
-        f"{bot.protocol} bot {bot.bot_id}{name}, {kind}: nonce {nonce}, endpoint "
-        f"{bot.endpoint}, streaming: {streaming}{rule}"
-    )
+def _step_name(request: HttpRequest, bot: Bot | None) -> str:
+    """What the doctor calls a request: its protocol's label for the step, or the step."""
+    labels = dict(protocol_named(bot.protocol).step_labels) if bot is not None else {}
+    return labels.get(request.step, request.step)
 
 
 class _Checkup:
@@ -156,10 +136,10 @@ class _Checkup:
         self.pipeline.cache.put(self.page_url, page)  # the prompt uses this very page
         others = [other for other in page.bots if other is not bot]
         also = f"; also on the page: {len(others)} more" if others else ""
-        return _describe(bot) + also
+        return protocol_named(bot.protocol).describe(bot) + also
 
     async def check_nonce(self) -> str:
-        """Ask the protocol's nonce endpoint, where it has one (it is not a failure if not)."""
+        """Run the protocol's refresh call (a fresh nonce, a session), where it has one."""
         assert self.bot is not None  # noqa: S101 (the loop skips this step otherwise)
         protocol = protocol_named(self.bot.protocol)
         state = self.pipeline.cache.state(self.page_url, self.bot)
@@ -174,74 +154,64 @@ class _Checkup:
         finally:
             self.observed.clear()
         fresh = refresh.new_state()
-        if fresh is None and self.bot.protocol == mwai.NAME:
-            if not state.nonce:
-                raise _Failed(
-                    "no nonce: the page gives none and the site has no start_session route"
-                )
-            return "no start_session route (AI Engine before 2.4.4): the page's nonce is used"
-        if fresh is None:
-            return (
-                "no fresh-nonce endpoint (an older plugin): "
-                "a rejected nonce means reading the page again"
-            )
-        self.pipeline.cache.set_state(self.page_url, self.bot, fresh)  # the prompt uses it
-        if self.bot.protocol == mwai.NAME:
-            cookie = dict(fresh.cookies).get(mwai.SESSION_COOKIE, "none")
-            return f"session started: REST nonce {fresh.nonce}, session cookie {cookie}"
-        return f"the plugin hands out fresh nonces ({fresh.nonce})"
+        passed, detail = protocol.refresh_verdict(self.bot, state, fresh)
+        if not passed:
+            raise _Failed(detail)
+        if fresh is not None:
+            self.pipeline.cache.set_state(self.page_url, self.bot, fresh)  # the prompt uses it
+        return detail
 
     def nonce_step(self) -> str | None:
-        """The name of the nonce step for this bot's protocol (None: no such step)."""
-        if self.bot is None or self.bot.protocol == wpaicg.NAME:
-            return None  # the legacy plugin's nonce is read with the page
-        return "session" if self.bot.protocol == mwai.NAME else "nonce"
+        """The name of the refresh step for this bot's protocol (None: no such step)."""
+        return None if self.bot is None else protocol_named(self.bot.protocol).refresh_step
 
     def planned_steps(self) -> list[str]:
         """The names of the requests a call to this bot makes."""
-        if self.bot is not None and self.bot.protocol == aipkit.NAME and self.bot.facts["streams"]:
-            return ["cache POST", "stream"]
-        return ["send prompt"]
+        if self.bot is None:
+            return ["send prompt"]
+        return list(protocol_named(self.bot.protocol).planned_steps(self.bot))
 
-    async def send_prompt(self) -> list[tuple[str, str, float, str]]:
+    async def send_prompt(self) -> list[Line]:
         """Send the short prompt as the model would: a line (step, verdict, s, detail) each."""
-        chat = ChatInput(
-            (Turn("user", "User", PROMPT),), "", Visitor(secrets.token_hex(5), str(uuid.uuid4()))
-        )
-        parts: list[str] = []
-        error: ChatGptEsError | None = None
-        try:
-            async for batch in self.pipeline.chat(chat):
-                parts += [event.text for event in batch if isinstance(event, TextDelta)]
-        except ChatGptEsError as exc:
-            error = exc
-        # A nonce refresh starts the call again: only its last attempt is reported.
-        starts = [
-            i for i, (_, _, e) in enumerate(self.observed) if isinstance(e, NonceRejectedError)
-        ]
-        observed = self.observed[starts[-1] + 1 :] if starts and error is None else self.observed
-        lines = []
-        for request, seconds, failure in observed:
-            name = _step_name(request)
-            if failure is None:
-                lines.append((name, "OK", seconds, f"HTTP {request.method} answered"))
-            else:
-                failed = _verdict(failure, self.proxy, reaching="unreachable")  # type: ignore[arg-type]
-                lines.append((name, "FAIL", seconds, str(failed)))
+        parts, error = await self._ask()
+        lines = self._request_lines(error)
         if error is not None and not any(status == "FAIL" for _, status, _, _ in lines):
-            lines.append(
-                (
-                    self.planned_steps()[-1],
-                    "FAIL",
-                    0.0,
-                    str(_verdict(error, self.proxy, reaching="POST failed")),
-                )
-            )
+            verdict = _verdict(error, self.proxy, reaching="POST failed")
+            lines.append((self.planned_steps()[-1], "FAIL", 0.0, str(verdict)))
         if error is None and lines:
             answer = " ".join("".join(parts).split())[:80]
             refreshed = " (after one nonce refresh)" if self.pipeline.nonce_refreshes else ""
             name, status, seconds, _ = lines[-1]
             lines[-1] = (name, status, seconds, f"answer received{refreshed}: {answer!r}")
+        return lines
+
+    async def _ask(self) -> tuple[list[str], ChatGptEsError | None]:
+        """The answer's text and the call's error, if any."""
+        chat = ChatInput(
+            (Turn("user", "User", PROMPT),), "", Visitor(secrets.token_hex(5), str(uuid.uuid4()))
+        )
+        parts: list[str] = []
+        try:
+            async for batch in self.pipeline.chat(chat):
+                parts += [event.text for event in batch if isinstance(event, TextDelta)]
+        except ChatGptEsError as exc:
+            return parts, exc
+        return parts, None
+
+    def _request_lines(self, error: ChatGptEsError | None) -> list[Line]:
+        """A line per request the call made (after a nonce refresh: its last attempt's)."""
+        starts = [
+            i for i, (_, _, e) in enumerate(self.observed) if isinstance(e, NonceRejectedError)
+        ]
+        observed = self.observed[starts[-1] + 1 :] if starts and error is None else self.observed
+        lines: list[Line] = []
+        for request, seconds, failure in observed:
+            name = _step_name(request, self.bot)
+            if failure is None:
+                lines.append((name, "OK", seconds, f"HTTP {request.method} answered"))
+            else:
+                failed = _verdict(failure, self.proxy, reaching="unreachable")  # type: ignore[arg-type]
+                lines.append((name, "FAIL", seconds, str(failed)))
         return lines
 
 

@@ -27,7 +27,8 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from langchain_chatgptes._conversation import ChatInput
@@ -146,6 +147,23 @@ def _retryable(exc: ChatGptEsError) -> bool:
 
 
 @dataclass
+class _Progress:
+    """What one chat call has done so far, shared by the layers of :meth:`Pipeline.chat`.
+
+    Attributes:
+        delivered: Part of the answer reached the caller: nothing is retried any more.
+        bot: The bot of the latest attempt (``None`` before a page was read).
+        state: That bot's state as the attempt used it.
+        refreshed: The one nonce refresh of the call was made.
+    """
+
+    delivered: bool = False
+    bot: Bot | None = None
+    state: BotState | None = None
+    refreshed: bool = False
+
+
+@dataclass
 class _Retries:
     """Counts retries and says how long to wait before the next attempt."""
 
@@ -243,70 +261,99 @@ class Pipeline:
         """Where requests to ``bot`` may go: its page's origin and the allowed hosts."""
         return trust_rule(bot.page_url, self.settings.allowed_hosts)
 
-    async def run(self, call: Call, bot: Bot) -> AsyncIterator[list[Event]]:
+    async def run(self, call: Call, bot: Bot) -> AsyncGenerator[list[Event], None]:
         """Make a call's requests to ``bot`` in turn, under the trust rule (no retries).
 
         The doctor's way to run one protocol call (a nonce refresh, a session) on its own.
         """
-        async for events in self._run(call, self.trust(bot)):
-            yield events
+        async with aclosing(self._run(call, self.trust(bot))) as events_of:
+            async for events in events_of:
+                yield events
 
     async def chat(self, chat: ChatInput) -> AsyncGenerator[list[Event], None]:
         """Run one chat call: its events as they arrive, under the policy above.
 
         Events come in batches, one per piece of the reply (never empty), so that a
-        consumer sees what arrived together (e.g. an answer and its end).
+        consumer sees what arrived together (e.g. an answer and its end). Layered as
+        httpx layers ``send``: retries (here), one nonce refresh (:meth:`_with_refresh`),
+        one attempt (:meth:`_attempt`), each request under the trust rule (:meth:`_run`).
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.timeout
         retries = _Retries(self.settings, None if timeout is None else loop.time() + timeout)
-        refreshed = False
+        progress = _Progress()
         while True:
-            delivered = False
-            bot: Bot | None = None
-            state: BotState | None = None
             try:
-                page = self.cache.get(self.settings.page_url) or await self.page()
-                bot = choose_bot(page, self.settings.plugin, self.settings.bot_id)
-                state = self.cache.state(self.settings.page_url, bot)
-                protocol = protocol_named(bot.protocol)
-                if protocol.prepare(bot, state) is not None:
-                    protocol.check_input(bot, chat)  # bad input sends nothing, a session neither
-                    state = await self._prepare(bot)
-                call = protocol.start(bot, state, chat)
-                yield [
-                    Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id}),
-                    *call.notices,
-                ]
-                try:
-                    async for batch in self._run(call, self.trust(bot)):
-                        delivered = delivered or any(isinstance(e, TextDelta) for e in batch)
+                async with aclosing(self._with_refresh(chat, progress)) as batches:
+                    async for batch in batches:
                         yield batch
-                finally:
-                    if (new_state := call.new_state()) is not None:
-                        self.cache.set_state(self.settings.page_url, bot, new_state)
                 return
-            except NonceRejectedError as exc:
-                if delivered or bot is None or state is None:
-                    raise
-                if refreshed:
-                    raise NonceRejectedError(
-                        f"{exc} The site rejected a freshly fetched nonce too; the page and "
-                        "the chat endpoint may disagree (a caching plugin serving a stale "
-                        "page?).",
-                        status_code=exc.status_code,
-                    ) from exc
-                refreshed = True
-                await self._refresh(bot, state)
             except ChatGptEsError as exc:
-                if delivered:
-                    raise
+                if progress.delivered:
+                    raise  # part of the answer reached the caller: never sent twice
                 await asyncio.sleep(retries.wait_after(exc))
 
-    async def _run(self, call: Call, trust: TrustRule) -> AsyncIterator[list[Event]]:
+    async def _with_refresh(
+        self, chat: ChatInput, progress: _Progress
+    ) -> AsyncGenerator[list[Event], None]:
+        """Attempts, with one transparent nonce refresh per call when the site rejects it."""
+        while True:
+            try:
+                async with aclosing(self._attempt(chat, progress)) as batches:
+                    async for batch in batches:
+                        yield batch
+                return
+            except NonceRejectedError as exc:
+                bot, state = self._refreshable(exc, progress)
+                progress.refreshed = True
+                await self._refresh(bot, state)
+
+    def _refreshable(self, exc: NonceRejectedError, progress: _Progress) -> tuple[Bot, BotState]:
+        """The bot and state to refresh after ``exc``, or the error to raise instead."""
+        if progress.delivered or progress.bot is None or progress.state is None:
+            raise exc
+        if progress.refreshed:
+            raise NonceRejectedError(
+                f"{exc} The site rejected a freshly fetched nonce too; the page and the chat "
+                "endpoint may disagree (a caching plugin serving a stale page?).",
+                status_code=exc.status_code,
+            ) from exc
+        return progress.bot, progress.state
+
+    async def _attempt(
+        self, chat: ChatInput, progress: _Progress
+    ) -> AsyncGenerator[list[Event], None]:
+        """One attempt: the bot and its state, one protocol call, its state written back."""
+        bot, state = await self._bot(chat, progress)
+        call = protocol_named(bot.protocol).start(bot, state, chat)
+        yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id}), *call.notices]
+        try:
+            async with aclosing(self._run(call, self.trust(bot))) as batches:
+                async for batch in batches:
+                    if not progress.delivered:
+                        progress.delivered = any(isinstance(e, TextDelta) for e in batch)
+                    yield batch
+        finally:
+            if (new_state := call.new_state()) is not None:
+                self.cache.set_state(self.settings.page_url, bot, new_state)
+
+    async def _bot(self, chat: ChatInput, progress: _Progress) -> tuple[Bot, BotState]:
+        """The bot this call talks to and its state (a session set up first, if it needs one)."""
+        page = self.cache.get(self.settings.page_url) or await self.page()
+        bot = progress.bot = choose_bot(page, self.settings.plugin, self.settings.bot_id)
+        state = progress.state = self.cache.state(self.settings.page_url, bot)
+        protocol = protocol_named(bot.protocol)
+        if protocol.prepare(bot, state) is not None:
+            protocol.check_input(bot, chat)  # bad input sends nothing, a session neither
+            state = progress.state = await self._prepare(bot)
+        return bot, state
+
+    async def _run(self, call: Call, trust: TrustRule) -> AsyncGenerator[list[Event], None]:
         """Make a call's requests in turn, yielding the events of their replies in batches.
 
-        Each request passes the trust rule first: a refused one is never sent.
+        Each request passes the trust rule first: a refused one is never sent. What a
+        reply taught the call (a cache key, a fresh nonce) goes to the call, which alone
+        decides what comes next.
         """
         while (request := call.next_request()) is not None:
             url = trust.admit(request.url, step=request.step)
@@ -315,8 +362,14 @@ class Pipeline:
             reader = call.reader()
             started = time.perf_counter()
             try:
-                async for events in self._send(request, reader):
-                    yield events
+                try:
+                    async with aclosing(self._send(request, reader)) as events_of:
+                        async for events in events_of:
+                            yield events
+                finally:
+                    # What the reply taught counts however it ended: an error reply's new
+                    # nonce, or an answer whose reader stopped at its end.
+                    call.learn(reader.learned())
             except Exception as exc:
                 if self.observer is not None:
                     self.observer(request, time.perf_counter() - started, exc)
@@ -324,7 +377,9 @@ class Pipeline:
             if self.observer is not None:
                 self.observer(request, time.perf_counter() - started, None)
 
-    async def _send(self, request: HttpRequest, reader: BodyReader) -> AsyncIterator[list[Event]]:
+    async def _send(
+        self, request: HttpRequest, reader: BodyReader
+    ) -> AsyncGenerator[list[Event], None]:
         """One request: its reply's events as they come; a redirect is refused, unread.
 
         A transfer that breaks after part of the answer came is an incomplete answer, as

@@ -85,7 +85,6 @@ if TYPE_CHECKING:
     from langchain_chatgptes._policy import Pipeline, Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
 
-Plugin = Literal["auto", "aipkit", "mwai", "wpaicg"]
 ModelLabel = Literal["gpt-4", "gpt-4o", "gpt-4o-mini"]
 KNOWN_MODELS: tuple[str, ...] = get_args(ModelLabel)
 """Model labels accepted; the site itself decides which model answers."""
@@ -136,6 +135,8 @@ def _new_runtime_lock() -> None:
 
 os.register_at_fork(after_in_child=_new_runtime_lock)
 DEFAULT_BASE_URL = "https://chatgpt.es"
+AUTO = "auto"
+"""The ``plugin`` value that lets the page decide which protocol to speak."""
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 MAX_TIMEOUT = 1_000_000.0
 """Largest finite ``timeout`` in seconds (about 11 days; curl counts milliseconds in a
@@ -341,13 +342,14 @@ class ChatChatGptEs(BaseChatModel):
     """Hosts besides the page's own that the chat box may send requests to (``host`` or
     ``host:port``), for a site whose chat box is served from another host you trust. Empty:
     only the page's origin (and its https upgrade)."""
-    plugin: Plugin = Field(
-        default_factory=from_env("CHATGPTES_PLUGIN", default="auto"),
+    plugin: str = Field(
+        default_factory=from_env("CHATGPTES_PLUGIN", default=AUTO),
         validate_default=True,  # a bad CHATGPTES_PLUGIN is a ValidationError naming the field
     )
-    """Which chat plugin's protocol to speak (env ``CHATGPTES_PLUGIN``): ``"auto"`` (what
-    the page shows), ``"aipkit"`` (AI Power / AI Puffer 2.3+), ``"mwai"`` (AI Engine by
-    Meow Apps) or ``"wpaicg"`` (AI Power up to 2.2)."""
+    """Which chat plugin's protocol to speak (env ``CHATGPTES_PLUGIN``): ``auto`` (what the
+    page shows) or the name of a registered protocol: ``aipkit`` (AI Power / AI Puffer
+    2.3+), ``mwai`` (AI Engine by Meow Apps), ``wpaicg`` (AI Power up to 2.2), or one added
+    with ``langchain_chatgptes.protocols.register_protocol``."""
     bot_id: str | None = Field(default=None, min_length=1)
     """Which bot of a page that shows several (its id on the page); ``None``: the first
     inline bot, else the first one."""
@@ -446,6 +448,18 @@ class ChatChatGptEs(BaseChatModel):
     @classmethod
     def _validate_base_url(cls, value: str) -> str:
         return site_url(value)
+
+    @field_validator("plugin")
+    @classmethod
+    def _validate_plugin(cls, value: str) -> str:
+        if value == AUTO:
+            return value  # (the protocols are imported on first use, not at construction)
+        from langchain_chatgptes.protocols import plugin_names
+
+        known = plugin_names()
+        if value not in known:
+            raise ValueError(f"plugin must be one of {', '.join(map(repr, known))}")
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -39,7 +39,13 @@ from langchain_chatgptes.emulator.responders import (
     ScriptedResponder,
 )
 
+PLUGINS = ("wpaicg", "aipkit", "mwai")
+"""The plugins the emulator runs (``Emulator(plugin=...)``), its default first."""
+DEFAULT_PLUGIN = PLUGINS[0]
+
 __all__ = [
+    "DEFAULT_PLUGIN",
+    "PLUGINS",
     "CallStyle",
     "ChatRequest",
     "EchoResponder",

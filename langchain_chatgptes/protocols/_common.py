@@ -1,4 +1,10 @@
-"""What every protocol reads the same way: HTTP statuses, anti-bot pages, body caps."""
+"""What every protocol does the same way.
+
+Scanning a page for bots (:func:`scan_bots`), the headers a chat box's script sends
+(:func:`browser_headers`), HTTP statuses and anti-bot pages, body caps, bodies whose first
+bytes say what they are (:class:`SniffedBody`), and the errors every protocol raises alike
+(:func:`not_json`, :func:`ended_early`, :func:`empty_answer`, :func:`no_handler`).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from langchain_chatgptes._limits import MAX_BODY_BYTES, MAX_PAGE_BYTES
 from langchain_chatgptes.errors import (
     BlockedError,
     HTTPStatusError,
+    IncompleteAnswerError,
     RateLimitError,
+    ResponseFormatError,
     ResponseTooLargeError,
 )
-from langchain_chatgptes.protocols._base import BodyReader, Event, ReplyHead
+from langchain_chatgptes.protocols._base import BodyReader, Bot, Event, Findings, ReplyHead
+from langchain_chatgptes.protocols._html import Tag, start_tags
 from langchain_chatgptes.protocols._sse import SSEEvent, SSEParser
 
 CLOUDFLARE_MARKERS = (
@@ -30,6 +39,68 @@ CLOUDFLARE_MARKERS = (
 """Lower-cased markers of an anti-bot challenge page (from g4f's ``raise_for_status``)."""
 
 _EXCERPT = 200
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+BoxReader = Callable[[Tag], "Bot | tuple[str, ...] | None"]
+"""Reads one start tag: a bot, what a chat box lacks (``("nonce",)``), or ``None``."""
+
+
+def scan_bots(html: str, read: BoxReader, *, unique: bool = True) -> Findings:
+    """Every bot a protocol's ``read`` finds in the page's start tags, in document order.
+
+    Args:
+        html: The page.
+        read: Reads one tag (see :data:`BoxReader`).
+        unique: Keep the first bot of each id only (a page may render a bot twice).
+    """
+    bots: list[Bot] = []
+    incomplete: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for tag in start_tags(html):
+        found = read(tag)
+        if found is None:
+            continue
+        if isinstance(found, tuple):
+            incomplete.append(found)
+        elif not unique or found.bot_id not in seen:
+            seen.add(found.bot_id)
+            bots.append(found)
+    return Findings(tuple(bots), tuple(incomplete))
+
+
+def missing(*checks: tuple[str, object]) -> tuple[str, ...]:
+    """The names of the ``(name, value)`` checks whose value is empty."""
+    return tuple(name for name, value in checks if not value)
+
+
+def text_of(value: Any) -> str:
+    """``value`` if it is a string, else ``""`` (what a page or reply gives may be anything)."""
+    return value if isinstance(value, str) else ""
+
+
+def page_origin(page_url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without credentials or a default port."""
+    parts = urlsplit(page_url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def browser_headers(
+    page_url: str, accept: str, *extra: tuple[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The headers a chat box's script adds to its requests (the browser target adds the rest).
+
+    ``Origin`` and ``Referer`` name the page the box was read from (after redirects), as a
+    browser writes them: no credentials, no default port, no fragment.
+    """
+    origin = page_origin(page_url)
+    referer = urlsplit(page_url)._replace(netloc=origin.partition("://")[2], fragment="")
+    return (("Accept", accept), ("Origin", origin), ("Referer", referer.geturl()), *extra)
 
 
 def resolve(page_url: str, reference: str) -> str:
@@ -48,6 +119,56 @@ def excerpt(text: str) -> str:
     """``text`` on one line, cut to a readable length."""
     flat = " ".join(text[: _EXCERPT * 4].split())
     return flat if len(flat) <= _EXCERPT else flat[:_EXCERPT] + "…"
+
+
+# --- the errors every protocol raises alike ------------------------------------------------
+
+
+def not_json(body: bytes | bytearray, status: int | None, expected: str) -> ResponseFormatError:
+    """A reply that is not the JSON ``expected`` (e.g. "the plugin's JSON reply")."""
+    text = bytes(body[:2000]).decode("utf-8", "replace")
+    kind = "an HTML page" if text.lstrip().startswith("<") else "something else"
+    return ResponseFormatError(
+        f"Expected {expected} but got {kind}: {excerpt(text)!r}", status_code=status
+    )
+
+
+def ended_early(end: str, *, text_seen: bool) -> IncompleteAnswerError:
+    """An event stream that ended before ``end`` (its end marker, in words)."""
+    cut = ": the answer is incomplete." if text_seen else "."
+    return IncompleteAnswerError(f"The event stream ended before its end ({end}){cut}")
+
+
+def empty_answer(status: int | None = None, *, stream: bool = False) -> ResponseFormatError:
+    """A reply that carried no answer text."""
+    where = " (an empty stream)" if stream else ""
+    return ResponseFormatError(f"The site returned an empty answer{where}.", status_code=status)
+
+
+def no_handler(action: str, plugin: str) -> HTTPStatusError:
+    """admin-ajax.php's HTTP 400 ``0``: no handler for ``action`` (the plugin is gone)."""
+    return HTTPStatusError(
+        f"admin-ajax.php answered HTTP 400 '0': the site has no handler for the {action!r} "
+        f"action (is {plugin} installed?).",
+        status_code=400,
+    )
+
+
+def is_no_handler(head: ReplyHead, body: bytes | bytearray) -> bool:
+    """Whether a reply is admin-ajax.php's HTTP 400 ``0`` (an action nobody registered)."""
+    return head.status == 400 and bytes(body[:8]).strip() == b"0"
+
+
+def events_until(
+    parsed: list[SSEEvent], handle: Callable[[SSEEvent], list[Event]], done: Callable[[], bool]
+) -> list[Event]:
+    """The events of parsed stream items, item by item, until ``done()`` says the end came."""
+    events: list[Event] = []
+    for item in parsed:
+        if done():
+            break
+        events.extend(handle(item))
+    return events
 
 
 def is_challenge_page(status: int, body: str, headers: Mapping[str, str] | None = None) -> bool:
@@ -162,6 +283,8 @@ class SniffedBody:
 
     An event stream is parsed as it arrives; anything else (the plugin's JSON, an error
     page) is collected whole, under the body cap, and judged by the protocol at the end.
+    Leading blank space and a byte order mark mean nothing in either format: they are
+    dropped as they come, so telling the two apart stays linear.
     """
 
     def __init__(self, is_stream: Callable[[bytes], bool | None]) -> None:
@@ -184,7 +307,9 @@ class SniffedBody:
             self._whole.add(data)
             return []
         self._prefix += data
-        kind = self._is_stream(bytes(self._prefix))
+        start = len(self._prefix) - len(self._prefix.lstrip(b"\xef\xbb\xbf").lstrip())
+        del self._prefix[:start]
+        kind = self._is_stream(bytes(self._prefix[:64])) if self._prefix else None
         if kind is None:
             return []
         data, self._prefix = bytes(self._prefix), bytearray()

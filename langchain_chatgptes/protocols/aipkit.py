@@ -18,13 +18,14 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
-    HTTPStatusError,
     IncompleteAnswerError,
     NonceRejectedError,
     RateLimitError,
@@ -38,25 +39,36 @@ from langchain_chatgptes.protocols._base import (
     Call,
     End,
     Event,
+    Fact,
     Findings,
     HttpRequest,
     Metadata,
     OneRequestCall,
     ReplyHead,
     SiteProtocol,
+    StagedCall,
     TextDelta,
 )
 from langchain_chatgptes.protocols._common import (
     SniffedBody,
     WholeBodyReader,
+    browser_headers,
     check_status,
+    empty_answer,
+    ended_early,
+    events_until,
     excerpt,
+    is_no_handler,
     json_object,
+    missing,
+    no_handler,
+    not_json,
     resolve,
+    scan_bots,
+    text_of,
 )
-from langchain_chatgptes.protocols._html import json_attribute, start_tags
+from langchain_chatgptes.protocols._html import Tag, json_attribute
 from langchain_chatgptes.protocols._sse import SSEEvent, looks_like_sse
-from langchain_chatgptes.protocols.wpaicg import page_origin
 
 # --- constants of the plugin (wp-chat-plugins.md, Part A) -----------------------------------
 
@@ -105,10 +117,7 @@ QUOTA_ERRORS = ("Access disabled for guests.", "You have reached your quota for 
 marks it in any wording, >= 2.4.5) (A.3.3)."""
 
 _ID_CHARS = string.ascii_lowercase + string.digits
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+_PLUGIN = "the AIPKit chat plugin (AI Power 2.3 or later)"
 
 
 def describe_missing(missing: tuple[str, ...]) -> str:
@@ -119,63 +128,46 @@ def describe_missing(missing: tuple[str, ...]) -> str:
 # --- the page -------------------------------------------------------------------------------
 
 
+def _read_box(tag: Tag, page_url: str) -> Bot | tuple[str, ...] | None:
+    """One tag as an AIPKit bot (a popup's config is on its wrapper)."""
+    if "data-config" not in tag.attrs or not tag.classes & {CONTAINER_CLASS, POPUP_CLASS}:
+        return None
+    config = json_attribute(tag.attrs["data-config"])
+    if not isinstance(config, dict):
+        return ("configuration",)
+    bot_id = config.get("botId")
+    bot_id = str(bot_id) if isinstance(bot_id, int | str) and str(bot_id).isdigit() else ""
+    ajax_url, nonce = text_of(config.get("ajaxUrl")), text_of(config.get("nonce"))
+    lacks = missing(("bot id", bot_id), ("ajaxUrl", ajax_url), ("nonce", nonce))
+    if lacks:
+        return lacks
+    post_id = config.get("postId")
+    return Bot(
+        protocol=NAME,
+        bot_id=bot_id,
+        page_url=page_url,
+        endpoint=resolve(page_url, ajax_url),
+        nonce=nonce,
+        inline=POPUP_CLASS not in tag.classes,
+        facts={
+            "post_id": str(post_id) if isinstance(post_id, int) and post_id > 0 else "",
+            "streams": config.get("streamEnabled", True) is not False,
+            "name": text_of(config.get("headerName")),
+        },
+        position=tag.start,
+    )
+
+
 def find_bots(html: str, page_url: str) -> Findings:
-    """Every AIPKit bot on the page, in document order (a popup's config is on its wrapper)."""
-    bots: list[Bot] = []
-    incomplete: list[tuple[str, ...]] = []
-    seen: set[str] = set()
-    for tag in start_tags(html):
-        if "data-config" not in tag.attrs or not tag.classes & {CONTAINER_CLASS, POPUP_CLASS}:
-            continue
-        config = json_attribute(tag.attrs["data-config"])
-        if not isinstance(config, dict):
-            incomplete.append(("configuration",))
-            continue
-        bot_id = config.get("botId")
-        bot_id = str(bot_id) if isinstance(bot_id, int | str) and str(bot_id).isdigit() else ""
-        ajax_url = _text(config.get("ajaxUrl"))
-        nonce = _text(config.get("nonce"))
-        missing = tuple(
-            item
-            for item, value in (("bot id", bot_id), ("ajaxUrl", ajax_url), ("nonce", nonce))
-            if not value
-        )
-        if missing:
-            incomplete.append(missing)
-            continue
-        if bot_id in seen:
-            continue
-        seen.add(bot_id)
-        post_id = config.get("postId")
-        bots.append(
-            Bot(
-                protocol=NAME,
-                bot_id=bot_id,
-                page_url=page_url,
-                endpoint=resolve(page_url, ajax_url),
-                nonce=nonce,
-                inline=POPUP_CLASS not in tag.classes,
-                facts={
-                    "post_id": str(post_id) if isinstance(post_id, int) and post_id > 0 else "",
-                    "streams": config.get("streamEnabled", True) is not False,
-                    "origin": page_origin(page_url),
-                    "name": _text(config.get("headerName")),
-                },
-                position=tag.start,
-            )
-        )
-    return Findings(tuple(bots), tuple(incomplete))
+    """Every AIPKit bot on the page, in document order (each id once)."""
+    return scan_bots(html, lambda tag: _read_box(tag, page_url))
 
 
 # --- the requests ---------------------------------------------------------------------------
 
 
 def _headers(bot: Bot, accept: str) -> tuple[tuple[str, str], ...]:
-    return (
-        ("Accept", accept),
-        ("Origin", bot.facts["origin"]),
-        ("Referer", bot.page_url),
-    )
+    return browser_headers(bot.page_url, accept)
 
 
 def cache_form(bot: Bot, nonce: str, message: str) -> tuple[tuple[str, str], ...]:
@@ -209,8 +201,54 @@ def stream_query(
     return tuple(query)
 
 
-class _Call(Call):
+# --- what replies teach a call --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheKey(Fact):
+    """The cache POST stored the message under ``key``."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class KeyGone(Fact):
+    """The stream no longer found the cached message (used up, expired): ``message``."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Answered(Fact):
+    """The answer is complete (``done``, or the JSON answer)."""
+
+
+@dataclass(frozen=True)
+class FreshNonce(Fact):
+    """The plugin's nonce action handed out ``nonce``."""
+
+    nonce: str
+
+
+class Stage(Enum):
+    """Where a call stands."""
+
+    CACHE = "cache POST"
+    STREAM = "stream GET"
+    MESSAGE = "message POST (2.3-2.4.0, streaming off)"
+    DONE = "done"
+
+
+class _Call(StagedCall):
     """A cache POST, then the stream GET (once more from the POST if the key was gone)."""
+
+    TRANSITIONS: ClassVar[Mapping[tuple[Enum, type[Fact]], Enum]] = {
+        (Stage.CACHE, CacheKey): Stage.STREAM,
+        (Stage.STREAM, KeyGone): Stage.CACHE,
+        (Stage.STREAM, Answered): Stage.DONE,
+        (Stage.MESSAGE, Answered): Stage.DONE,
+    }
+    DONE = Stage.DONE
 
     def __init__(self, bot: Bot, state: BotState, chat: ChatInput) -> None:
         # The same one text as the legacy box: chatgpt.es's preamble, then the conversation.
@@ -219,18 +257,32 @@ class _Call(Call):
         # The plugin keeps history per conversation, and every call sends the whole
         # conversation: a fresh conversation each time, so nothing is doubled (A.5).
         self.conversation = str(uuid.uuid4())
-        self.stage = "cache" if bot.facts["streams"] else "message"
+        self.stage = Stage.CACHE if bot.facts["streams"] else Stage.MESSAGE
         self.cache_key = ""
         self.key_retries = 1
+        self.failure: SiteError | None = None  # raised when the next request is asked for
+
+    def apply(self, fact: Fact) -> None:
+        if isinstance(fact, CacheKey):
+            self.cache_key = fact.key
+        elif isinstance(fact, KeyGone):
+            if self.key_retries == 0:  # gone again: the site's message is the error
+                self.failure = SiteError(fact.message)
+            self.key_retries -= 1  # (else a new cache POST, then the stream again)
 
     def next_request(self) -> HttpRequest | None:
+        if self.failure is not None:
+            raise self.failure
+        return super().next_request()
+
+    def request_for(self, stage: Stage) -> HttpRequest:
         bot = self.bot
-        if self.stage == "cache":
+        if stage is Stage.CACHE:
             form = cache_form(bot, self.nonce, self.sent_text)
             return HttpRequest(
                 "POST", bot.endpoint, _headers(bot, "*/*"), form=form, step="cache POST"
             )
-        if self.stage == "stream":
+        if stage is Stage.STREAM:
             query = stream_query(
                 bot, self.nonce, self.cache_key, self.chat.visitor.session_id, self.conversation
             )
@@ -238,27 +290,23 @@ class _Call(Call):
             return HttpRequest(
                 "GET", url, _headers(bot, "text/event-stream"), streamed=True, step="stream"
             )
-        if self.stage == "message":
-            form = (
-                ("action", MESSAGE_ACTION),
-                ("_ajax_nonce", self.nonce),
-                ("bot_id", bot.bot_id),
-                ("session_id", self.chat.visitor.session_id),
-                ("conversation_uuid", self.conversation),
-                ("post_id", bot.facts["post_id"] or "0"),
-                ("message", self.sent_text),
-            )
-            return HttpRequest(
-                "POST", bot.endpoint, _headers(bot, "*/*"), form=form, step="message"
-            )
-        return None
+        form = (
+            ("action", MESSAGE_ACTION),
+            ("_ajax_nonce", self.nonce),
+            ("bot_id", bot.bot_id),
+            ("session_id", self.chat.visitor.session_id),
+            ("conversation_uuid", self.conversation),
+            ("post_id", bot.facts["post_id"] or "0"),
+            ("message", self.sent_text),
+        )
+        return HttpRequest("POST", bot.endpoint, _headers(bot, "*/*"), form=form, step="message")
 
-    def reader(self) -> BodyReader:
-        if self.stage == "cache":
-            return _CacheReader(self)
-        if self.stage == "stream":
-            return _StreamReader(self)
-        return _MessageReader(self)
+    def reader_for(self, stage: Stage) -> BodyReader:
+        if stage is Stage.CACHE:
+            return _CacheReader()
+        if stage is Stage.STREAM:
+            return _StreamReader()
+        return _MessageReader()
 
 
 class _RefreshCall(OneRequestCall):
@@ -275,7 +323,13 @@ class _RefreshCall(OneRequestCall):
         )
 
     def reader(self) -> BodyReader:
-        return _NonceReader(self)
+        return _NonceReader()
+
+    def apply(self, fact: Fact) -> None:
+        if isinstance(fact, FreshNonce):
+            self.fresh = fact.nonce
+        else:
+            super().apply(fact)
 
     def new_state(self) -> BotState | None:
         return BotState(nonce=self.fresh) if self.fresh else None
@@ -285,9 +339,20 @@ class AipkitProtocol(SiteProtocol):
     """AIPKit (AI Power / AI Puffer >= 2.3): cache POST, then an event stream."""
 
     name = NAME
+    label = "AIPKit bot"
     looked_for = (
         "an AIPKit bot (div.aipkit_chat_container or div.aipkit_popup_wrapper with data-config)"
     )
+    hints = (
+        ("[aipkit_chatbot", "an AIPKit shortcode left as text (the plugin is off or updating)"),
+        ("embed-bootstrap.bundle.js", "an AIPKit bot embedded from another site (not supported)"),
+        ("public-main.bundle.js", "AIPKit's script but no bot on this page"),
+    )
+    # A 2.3+ site no longer answers the legacy action: a legacy box beside an AIPKit bot is
+    # stale markup (wp-chat-plugins.md C.1 step 5).
+    supersedes = ("wpaicg",)
+    step_labels = (("message", "send prompt"),)
+    refresh_step = "nonce"
 
     def find_bots(self, html: str, page_url: str) -> Findings:
         """See :func:`find_bots`."""
@@ -301,6 +366,24 @@ class AipkitProtocol(SiteProtocol):
         """Ask the plugin's nonce endpoint; without it, the page is read again."""
         return _RefreshCall(bot)
 
+    def describe_missing(self, missing: tuple[str, ...]) -> str:
+        """See :func:`describe_missing`."""
+        return describe_missing(missing)
+
+    def describe(self, bot: Bot) -> str:
+        """The bot's name, layout, nonce, endpoint and stream mode."""
+        name = f" ({bot.facts['name']!r})" if bot.facts.get("name") else ""
+        kind = "inline" if bot.inline else "popup"
+        streaming = "on" if bot.facts.get("streams") else "off"
+        return (
+            f"{NAME} bot {bot.bot_id}{name}, {kind}: nonce {bot.nonce}, endpoint "
+            f"{bot.endpoint}, streaming: {streaming}"
+        )
+
+    def planned_steps(self, bot: Bot) -> tuple[str, ...]:
+        """The cache POST and the stream, or one message POST."""
+        return ("cache POST", "stream") if bot.facts["streams"] else ("send prompt",)
+
 
 # --- the replies ----------------------------------------------------------------------------
 
@@ -310,8 +393,7 @@ def _error_data(obj: Mapping[str, Any] | None) -> tuple[str, str]:
     data = obj.get("data") if obj else None
     if not isinstance(data, Mapping):
         return "", ""
-    message, code = data.get("message"), data.get("code")
-    return (message if isinstance(message, str) else ""), (code if isinstance(code, str) else "")
+    return text_of(data.get("message")), text_of(data.get("code"))
 
 
 def _not_public(message: str) -> SiteError:
@@ -329,92 +411,90 @@ def _check_json_status(head: ReplyHead, body: bytes | bytearray, action: str) ->
         raise NonceRejectedError(f"The site rejected the nonce ({message!r}).", status_code=403)
     if code in NOT_PUBLIC_CODES:
         raise _not_public(message)
-    if head.status == 400 and bytes(body[:8]).strip() == b"0":
-        raise HTTPStatusError(
-            f"admin-ajax.php answered HTTP 400 '0': the site has no handler for the {action!r} "
-            "action (is the AIPKit chat plugin, AI Power 2.3 or later, installed?).",
-            status_code=400,
-        )
+    if is_no_handler(head, body):
+        raise no_handler(action, _PLUGIN)
     if not 200 <= head.status < 300 and not (400 <= head.status < 500 and message):
         check_status(head, body)
     if obj is None:
-        text = bytes(body[:2000]).decode("utf-8", "replace")
-        raise ResponseFormatError(
-            f"Expected the plugin's JSON reply but got: {excerpt(text)!r}",
-            status_code=head.status,
-        )
+        raise not_json(body, head.status, "the plugin's JSON reply")
     if obj.get("success") is not True:
         raise SiteError(message or "unknown error (no message)", status_code=head.status)
     return obj
 
 
 class _CacheReader(WholeBodyReader):
-    def __init__(self, call: _Call) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._call = call
+        self._key = ""
 
     def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         obj = _check_json_status(head, body, CACHE_ACTION)
         data = obj.get("data")
-        key = data.get("cache_key") if isinstance(data, Mapping) else None
-        if not isinstance(key, str) or not key:
+        key = text_of(data.get("cache_key")) if isinstance(data, Mapping) else ""
+        if not key:
             raise ResponseFormatError(
                 f"The cache POST returned no cache_key: {excerpt(json.dumps(obj))!r}"
             )
-        self._call.cache_key = key
-        self._call.stage = "stream"
+        self._key = key
         return []
+
+    def learned(self) -> Sequence[Fact]:
+        return (CacheKey(self._key),) if self._key else ()
 
 
 class _MessageReader(WholeBodyReader):
-    def __init__(self, call: _Call) -> None:
-        super().__init__()
-        self._call = call
-
     def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         obj = _check_json_status(head, body, MESSAGE_ACTION)
         data = obj.get("data")
         data = data if isinstance(data, Mapping) else {}
         reply = data.get("reply")
         if not isinstance(reply, str) or not reply.strip():
-            raise ResponseFormatError("The site returned an empty answer.")
-        self._call.stage = "done"
+            raise empty_answer()
         events: list[Event] = [TextDelta(reply)]
         extras = {k: data[k] for k in ("citations", "grounding_metadata") if k in data}
         if extras:
             events.append(Metadata(extras))
         return [*events, End("stop")]
 
+    def learned(self) -> Sequence[Fact]:
+        return (Answered(),)
+
 
 class _NonceReader(WholeBodyReader):
-    def __init__(self, call: _RefreshCall) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._call = call
+        self._nonce = ""
 
     def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         # Anything but a fresh nonce (an older plugin without the endpoint, a refusal)
         # leaves the state alone: the page is then read again.
         obj = json_object(body) if 200 <= head.status < 300 else None
         data = obj.get("data") if obj and obj.get("success") is True else None
-        nonce = data.get("nonce") if isinstance(data, Mapping) else None
-        if isinstance(nonce, str) and nonce:
-            self._call.fresh = nonce
+        self._nonce = text_of(data.get("nonce")) if isinstance(data, Mapping) else ""
         return []
+
+    def learned(self) -> Sequence[Fact]:
+        return (FreshNonce(self._nonce),) if self._nonce else ()
+
+
+# Named events that carry metadata: the key it goes under in response_metadata.
+_ID_EVENTS = ("openai_response_id", "google_interaction_id")
+_EXTRAS = ("citations", "grounding_metadata")
 
 
 class _StreamReader(BodyReader):
     """The plugin's event stream; a JSON or HTML body is judged at the end."""
 
-    def __init__(self, call: _Call) -> None:
-        self._call = call
-        self._body = SniffedBody(lambda prefix: looks_like_sse(prefix[:64]))
+    def __init__(self) -> None:
+        self._body = SniffedBody(lambda prefix: looks_like_sse(prefix))
         self._text_seen = False
-        self._done = False
-        self._restart = False  # the cache key was gone: the call goes back to the POST
+        self._ended = False  # `done`, or the cache key gone (the call starts again)
+        self._learned: tuple[Fact, ...] = ()
         self._warnings: list[str] = []
 
     def feed(self, data: bytes) -> list[Event]:
-        return self._events(self._body.feed(data))
+        parsed = self._body.feed(data)
+        return events_until(parsed, self._event, lambda: self._ended) if parsed else []
 
     def finish(self, head: ReplyHead) -> list[Event]:
         if not self._body.is_stream:
@@ -424,23 +504,13 @@ class _StreamReader(BodyReader):
                 f"Expected the plugin's event stream but got JSON: {excerpt(json.dumps(obj))!r}"
             )
         check_status(head, b"")
-        events = self._events(self._body.finish())
-        if self._restart:
-            return events
-        if not self._done:
-            raise IncompleteAnswerError(
-                "The event stream ended before its end (no 'done' event)"
-                + (": the answer is incomplete." if self._text_seen else ".")
-            )
+        events = events_until(self._body.finish(), self._event, lambda: self._ended)
+        if not self._ended:
+            raise ended_early("no 'done' event", text_seen=self._text_seen)
         return events
 
-    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
-        events: list[Event] = []
-        for item in parsed:
-            if self._done or self._restart:
-                break
-            events.extend(self._event(item))
-        return events
+    def learned(self) -> Sequence[Fact]:
+        return self._learned
 
     def _event(self, item: SSEEvent) -> list[Event]:
         name = item.name
@@ -453,29 +523,34 @@ class _StreamReader(BodyReader):
                 f"Unreadable event {name or 'message'!r} in the stream: {item.data[:200]!r}"
             ) from exc
         if name == "":
-            delta = data.get("delta") if isinstance(data, Mapping) else None
-            if isinstance(delta, str) and delta:
-                self._text_seen = self._text_seen or not delta.isspace()
-                return [TextDelta(delta)]
-            return []
+            return self._delta(data)
         if name == "done":
-            self._done = True
-            self._call.stage = "done"
-            if not self._text_seen:
-                raise ResponseFormatError("The site returned an empty answer (an empty stream).")
-            extras = {
-                k: data[k]
-                for k in ("citations", "grounding_metadata")
-                if isinstance(data, Mapping) and k in data
-            }
-            return [Metadata(extras), End("stop")] if extras else [End("stop")]
+            return self._done(data)
         if name == "error":
             return self._error(data)
+        return self._named(name, data)
+
+    def _delta(self, data: Any) -> list[Event]:
+        delta = data.get("delta") if isinstance(data, Mapping) else None
+        if isinstance(delta, str) and delta:
+            self._text_seen = self._text_seen or not delta.isspace()
+            return [TextDelta(delta)]
+        return []
+
+    def _done(self, data: Any) -> list[Event]:
+        self._ended, self._learned = True, (Answered(),)
+        if not self._text_seen:
+            raise empty_answer(stream=True)
+        extras = {k: data[k] for k in _EXTRAS if isinstance(data, Mapping) and k in data}
+        return [Metadata(extras), End("stop")] if extras else [End("stop")]
+
+    def _named(self, name: str, data: Any) -> list[Event]:
+        """Events that are never part of the answer: metadata, warnings, progress."""
         if name == "message_start" and isinstance(data, Mapping):
             return [Metadata({"site_message_id": data.get("message_id")})]
-        if name in ("citations", "grounding_metadata"):
+        if name in _EXTRAS:
             return [Metadata({name: data})]
-        if name in ("openai_response_id", "google_interaction_id") and isinstance(data, Mapping):
+        if name in _ID_EVENTS and isinstance(data, Mapping):
             return [Metadata({name: data.get("id")})]
         if name == "warning":
             message = data.get("error") if isinstance(data, Mapping) else None
@@ -486,7 +561,7 @@ class _StreamReader(BodyReader):
                 "The bot asks the visitor to fill in a form (a plugin trigger); this package "
                 "cannot answer forms."
             )
-        return []  # status and other progress events: never part of the answer
+        return []  # status and other progress events
 
     def _error(self, data: Any) -> list[Event]:
         message = data.get("error") if isinstance(data, Mapping) else None
@@ -495,10 +570,8 @@ class _StreamReader(BodyReader):
             raise IncompleteAnswerError(
                 f"The site stopped the answer with an error: {message}", site_message=message
             )
-        if message in CACHE_GONE_ERRORS and self._call.key_retries > 0:
-            self._call.key_retries -= 1
-            self._call.stage = "cache"  # a new cache POST, then the stream again
-            self._restart = True
+        if message in CACHE_GONE_ERRORS:  # the call decides whether to cache it again
+            self._ended, self._learned = True, (KeyGone(message),)
             return []
         if message in STREAM_NONCE_ERRORS:
             raise NonceRejectedError(f"The site rejected the nonce ({message!r}).")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_chatgptes._conversation import SYSTEM_PROMPT, ChatInput, Turn
@@ -39,6 +40,7 @@ from langchain_chatgptes.protocols._base import (
     Call,
     End,
     Event,
+    Fact,
     Findings,
     HttpRequest,
     Metadata,
@@ -52,14 +54,21 @@ from langchain_chatgptes.protocols._base import (
 from langchain_chatgptes.protocols._common import (
     SniffedBody,
     WholeBodyReader,
+    browser_headers,
     check_status,
+    empty_answer,
+    ended_early,
+    events_until,
     excerpt,
     json_object,
+    missing,
+    not_json,
     resolve,
+    scan_bots,
+    text_of,
 )
-from langchain_chatgptes.protocols._html import json_attribute, start_tags
+from langchain_chatgptes.protocols._html import Tag, json_attribute
 from langchain_chatgptes.protocols._sse import SSEEvent
-from langchain_chatgptes.protocols.wpaicg import page_origin
 
 # --- constants of the plugin (wp-chat-plugins.md, Part B) -----------------------------------
 
@@ -109,8 +118,7 @@ goes in ``messages`` (the plugin requires a non-empty ``newMessage``)."""
 _CHAT_ID_CHARS = string.ascii_lowercase + string.digits
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+_text = text_of
 
 
 def _number(value: Any) -> int | None:
@@ -140,61 +148,48 @@ def describe_missing(missing: tuple[str, ...]) -> str:
 # --- the page -------------------------------------------------------------------------------
 
 
+def _read_box(tag: Tag, page_url: str) -> Bot | tuple[str, ...] | None:
+    """One tag as an AI Engine bot."""
+    if CONTAINER_CLASS not in tag.classes or "data-system" not in tag.attrs:
+        return None
+    system = json_attribute(tag.attrs["data-system"])
+    if not isinstance(system, dict):
+        return ("configuration",)
+    params = json_attribute(tag.attrs.get("data-params", "{}"))
+    params = params if isinstance(params, dict) else {}
+    bot_id, custom_id = _id(system.get("botId")), _id(system.get("customId"))
+    # A page cache or CDN may print it relative (``/wp-json``): resolved like a browser.
+    rest_url = _text(system.get("restUrl"))
+    rest_url = resolve(page_url, rest_url) if rest_url else ""
+    lacks = missing(("bot id", bot_id or custom_id), ("restUrl", rest_url))
+    if lacks:
+        return lacks
+    limit = _number(params.get("textInputMaxLength"))
+    return Bot(
+        protocol=NAME,
+        bot_id=bot_id or custom_id,
+        page_url=page_url,
+        endpoint=rest_url + SUBMIT_ROUTE,
+        nonce=_text(system.get("restNonce")),  # "" for guests of 2.4.4+
+        inline=params.get("window") is not True,
+        facts={
+            "id_field": "botId" if bot_id else "customId",
+            "rest_url": rest_url,
+            # customId bots resolve to server params without the limit (B.3); a limit of 0
+            # turns the plugin's check off.
+            "max_length": _max_length(limit) if bot_id else None,
+            "context_id": _number(system.get("contextId")),
+            "session": _text(system.get("sessionId")),
+            "streams": system.get("stream") is not False,
+            "name": _text(params.get("aiName")).strip().rstrip(":"),
+        },
+        position=tag.start,
+    )
+
+
 def find_bots(html: str, page_url: str) -> Findings:
-    """Every AI Engine bot on the page, in document order."""
-    bots: list[Bot] = []
-    incomplete: list[tuple[str, ...]] = []
-    seen: set[str] = set()
-    for tag in start_tags(html):
-        if CONTAINER_CLASS not in tag.classes or "data-system" not in tag.attrs:
-            continue
-        system = json_attribute(tag.attrs["data-system"])
-        params = json_attribute(tag.attrs.get("data-params", "{}"))
-        if not isinstance(system, dict):
-            incomplete.append(("configuration",))
-            continue
-        params = params if isinstance(params, dict) else {}
-        bot_id, custom_id = _id(system.get("botId")), _id(system.get("customId"))
-        # A page cache or CDN may print it relative (``/wp-json``): resolved like a browser.
-        rest_url = _text(system.get("restUrl"))
-        rest_url = resolve(page_url, rest_url) if rest_url else ""
-        missing = tuple(
-            item
-            for item, value in (("bot id", bot_id or custom_id), ("restUrl", rest_url))
-            if not value
-        )
-        if missing:
-            incomplete.append(missing)
-            continue
-        key = bot_id or custom_id
-        if key in seen:
-            continue
-        seen.add(key)
-        limit = _number(params.get("textInputMaxLength"))
-        bots.append(
-            Bot(
-                protocol=NAME,
-                bot_id=key,
-                page_url=page_url,
-                endpoint=rest_url + SUBMIT_ROUTE,
-                nonce=_text(system.get("restNonce")),  # "" for guests of 2.4.4+
-                inline=params.get("window") is not True,
-                facts={
-                    "id_field": "botId" if bot_id else "customId",
-                    "rest_url": rest_url,
-                    # customId bots resolve to server params without the limit (B.3); a
-                    # limit of 0 turns the plugin's check off.
-                    "max_length": _max_length(limit) if bot_id else None,
-                    "context_id": _number(system.get("contextId")),
-                    "session": _text(system.get("sessionId")),
-                    "streams": system.get("stream") is not False,
-                    "origin": page_origin(page_url),
-                    "name": _text(params.get("aiName")).strip().rstrip(":"),
-                },
-                position=tag.start,
-            )
-        )
-    return Findings(tuple(bots), tuple(incomplete))
+    """Every AI Engine bot on the page, in document order (each id once)."""
+    return scan_bots(html, lambda tag: _read_box(tag, page_url))
 
 
 # --- the conversation -----------------------------------------------------------------------
@@ -306,14 +301,25 @@ def _session_of(state: BotState) -> str:
 
 
 def _headers(bot: Bot, accept: str, nonce: str = "") -> tuple[tuple[str, str], ...]:
-    headers = [  # (Content-Type: application/json comes with the JSON body)
-        ("Accept", accept),
-        ("Origin", bot.facts["origin"]),
-        ("Referer", bot.page_url),
-    ]
-    if nonce:
-        headers.append(("X-WP-Nonce", nonce))
-    return tuple(headers)
+    # (Content-Type: application/json comes with the JSON body)
+    return browser_headers(bot.page_url, accept, *((("X-WP-Nonce", nonce),) if nonce else ()))
+
+
+# --- what replies teach a call --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionStarted(Fact):
+    """``start_session`` gave a guest nonce and session: the bot's new ``state``."""
+
+    state: BotState
+
+
+@dataclass(frozen=True)
+class NewNonce(Fact):
+    """The site handed out the next nonce (``new_token``) with its reply."""
+
+    nonce: str
 
 
 class _SessionCall(OneRequestCall):
@@ -334,7 +340,13 @@ class _SessionCall(OneRequestCall):
         )
 
     def reader(self) -> BodyReader:
-        return _SessionReader(self)
+        return _SessionReader(self.state)
+
+    def apply(self, fact: Fact) -> None:
+        if isinstance(fact, SessionStarted):
+            self.fresh = fact.state
+        else:
+            super().apply(fact)
 
     def new_state(self) -> BotState | None:
         return self.fresh
@@ -362,7 +374,13 @@ class _SubmitCall(OneRequestCall):
         )
 
     def reader(self) -> BodyReader:
-        return _SubmitReader(self)
+        return _SubmitReader()
+
+    def apply(self, fact: Fact) -> None:
+        if isinstance(fact, NewNonce):
+            self.new_nonce = fact.nonce
+        else:
+            super().apply(fact)
 
     def new_state(self) -> BotState | None:
         # A nonce the site handed out with its answer replaces the one sent (B.2).
@@ -375,7 +393,15 @@ class MwaiProtocol(SiteProtocol):
     """AI Engine (Meow Apps): a REST session once, then one JSON POST per call."""
 
     name = NAME
+    label = "AI Engine bot"
     looked_for = "an AI Engine bot (div.mwai-chatbot-container with data-system)"
+    hints = (
+        ("[mwai_chatbot", "an AI Engine shortcode left as text (the plugin is off)"),
+        ("data-mwai-chatbot", "an AI Engine bot embedded from another site (not supported)"),
+        ("ai-engine/app/chatbot.js", "AI Engine's script but no bot on this page"),
+    )
+    step_labels = (("submit", "send prompt"),)
+    refresh_step = "session"
 
     def find_bots(self, html: str, page_url: str) -> Findings:
         """See :func:`find_bots`."""
@@ -397,6 +423,34 @@ class MwaiProtocol(SiteProtocol):
     def refresh(self, bot: Bot, state: BotState) -> Call | None:
         """A new session nonce; a site before 2.4.4 has none (then the page is read again)."""
         return _SessionCall(bot, state)
+
+    def describe_missing(self, missing: tuple[str, ...]) -> str:
+        """See :func:`describe_missing`."""
+        return describe_missing(missing)
+
+    def describe(self, bot: Bot) -> str:
+        """The bot's name, layout, nonce, endpoint, stream mode and length limit."""
+        name = f" ({bot.facts['name']!r})" if bot.facts.get("name") else ""
+        kind = "inline" if bot.inline else "popup"
+        nonce = bot.nonce or "none in the page (a guest session gives one)"
+        streaming = "on" if bot.facts.get("streams") else "off"
+        limit = bot.facts.get("max_length")
+        rule = f", longest message {limit} characters" if limit else ""
+        return (
+            f"{NAME} bot {bot.bot_id}{name}, {kind}: nonce {nonce}, endpoint "
+            f"{bot.endpoint}, streaming: {streaming}{rule}"
+        )
+
+    def refresh_verdict(
+        self, bot: Bot, state: BotState, fresh: BotState | None
+    ) -> tuple[bool, str]:
+        """A session started (its nonce and cookie), or why the page's nonce is used."""
+        if fresh is not None:
+            cookie = dict(fresh.cookies).get(SESSION_COOKIE, "none")
+            return True, f"session started: REST nonce {fresh.nonce}, session cookie {cookie}"
+        if not state.nonce:
+            return False, "no nonce: the page gives none and the site has no start_session route"
+        return True, "no start_session route (AI Engine before 2.4.4): the page's nonce is used"
 
 
 # --- the replies ----------------------------------------------------------------------------
@@ -427,16 +481,14 @@ def _check_json(head: ReplyHead, obj: dict[str, Any] | None, body: bytes | bytea
         raise _site_error(_text(obj.get("message")), head.status)
     check_status(head, body)
     if obj is None:
-        text = bytes(body[:2000]).decode("utf-8", "replace")
-        raise ResponseFormatError(
-            f"Expected AI Engine's JSON reply but got: {excerpt(text)!r}", status_code=head.status
-        )
+        raise not_json(body, head.status, "AI Engine's JSON reply")
 
 
 class _SessionReader(WholeBodyReader):
-    def __init__(self, call: _SessionCall) -> None:
+    def __init__(self, state: BotState) -> None:
         super().__init__()
-        self._call = call
+        self._state = state
+        self._fresh: BotState | None = None
 
     def read(self, head: ReplyHead, body: bytearray) -> list[Event]:
         obj = json_object(body)
@@ -450,12 +502,15 @@ class _SessionReader(WholeBodyReader):
                 f"start_session gave no nonce: {excerpt(json.dumps(obj))!r}",
                 status_code=head.status,
             )
-        cookies = dict(self._call.state.cookies)
+        cookies = dict(self._state.cookies)
         session = head.cookies.get(SESSION_COOKIE) or _text(obj.get("sessionId"))
         if session:
             cookies[SESSION_COOKIE] = session
-        self._call.fresh = BotState(nonce, tuple(cookies.items()))
+        self._fresh = BotState(nonce, tuple(cookies.items()))
         return []
+
+    def learned(self) -> Sequence[Fact]:
+        return (SessionStarted(self._fresh),) if self._fresh is not None else ()
 
 
 def _is_stream(prefix: bytes) -> bool | None:
@@ -479,44 +534,35 @@ def _decode_end(data: Any, line: str) -> Any:
 class _SubmitReader(BodyReader):
     """Event-stream lines or one JSON object, told apart by the body itself (B.3)."""
 
-    def __init__(self, call: _SubmitCall) -> None:
-        self._call = call
+    def __init__(self) -> None:
         self._body = SniffedBody(_is_stream)
         self._text_seen = False
         self._ended = False
+        self._new_nonce = ""
 
     def feed(self, data: bytes) -> list[Event]:
-        return self._events(self._body.feed(data))
+        parsed = self._body.feed(data)
+        return events_until(parsed, self._line, lambda: self._ended) if parsed else []
 
     def finish(self, head: ReplyHead) -> list[Event]:
         if not self._body.is_stream:
             return self._json_reply(head, self._body.whole())
+        events = events_until(self._body.finish(), self._line, lambda: self._ended)
         if not self._ended:
-            events = self._events(self._body.finish())
-            if self._ended:
-                return events
             check_status(head, b"")
-            raise IncompleteAnswerError(
-                "The event stream ended before its 'end' line"
-                + (": the answer is incomplete." if self._text_seen else ".")
-            )
-        return []
+            raise ended_early("its 'end' line", text_seen=self._text_seen)
+        return events
+
+    def learned(self) -> Sequence[Fact]:
+        return (NewNonce(self._new_nonce),) if self._new_nonce else ()
 
     def _json_reply(self, head: ReplyHead, body: bytes | bytearray) -> list[Event]:
         obj = json_object(body)
         if obj is not None:  # error replies carry a new_token too (B.2)
-            self._call.new_nonce = _text(obj.get("new_token")) or self._call.new_nonce
+            self._new_nonce = _text(obj.get("new_token")) or self._new_nonce
         _check_json(head, obj, body)
         assert obj is not None  # noqa: S101 (_check_json raised otherwise)
         return self._final(obj, streamed=False)
-
-    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
-        events: list[Event] = []
-        for item in parsed:
-            if self._ended:
-                break
-            events.extend(self._line(item))
-        return events
 
     def _line(self, item: SSEEvent) -> list[Event]:
         if item.name is None:
@@ -531,53 +577,68 @@ class _SubmitReader(BodyReader):
             raise ResponseFormatError(f"Unexpected line in the stream: {item.data[:200]!r}")
         kind, data = line.get("type"), line.get("data")
         if kind == "live":
-            # Only plain tokens and "content" events are the answer; thinking, status,
-            # tool and debug events are progress (B.3).
-            if line.get("subtype") in (None, "content") and isinstance(data, str) and data:
-                self._text_seen = self._text_seen or not data.isspace()
-                return [TextDelta(data)]
-            return []
+            return self._live(line, data)
         if kind == "error":
-            message = _text(data) or json.dumps(data)
-            if self._text_seen:
-                raise IncompleteAnswerError(
-                    f"The site stopped the answer with an error: {message}", site_message=message
-                )
-            raise _site_error(message)
+            return self._error(data)
         if kind == "end":
-            final = _decode_end(data, item.data)
-            if isinstance(final, dict) and final.get("new_token"):
-                self._call.new_nonce = _text(final.get("new_token"))
-            if not isinstance(final, dict):
-                raise ResponseFormatError(f"Unreadable 'end' line: {item.data[:200]!r}")
-            if final.get("success") is False:
-                raise _site_error(_text(final.get("message")))
-            return self._final(final, streamed=True)
+            return self._end(data, item.data)
         return []  # unknown line types: never part of the answer
+
+    def _live(self, line: Mapping[str, Any], data: Any) -> list[Event]:
+        # Only plain tokens and "content" events are the answer; thinking, status, tool and
+        # debug events are progress (B.3).
+        if line.get("subtype") in (None, "content") and isinstance(data, str) and data:
+            self._text_seen = self._text_seen or not data.isspace()
+            return [TextDelta(data)]
+        return []
+
+    def _error(self, data: Any) -> list[Event]:
+        message = _text(data) or json.dumps(data)
+        if self._text_seen:
+            raise IncompleteAnswerError(
+                f"The site stopped the answer with an error: {message}", site_message=message
+            )
+        raise _site_error(message)
+
+    def _end(self, data: Any, line: str) -> list[Event]:
+        final = _decode_end(data, line)
+        if not isinstance(final, dict):
+            raise ResponseFormatError(f"Unreadable 'end' line: {line[:200]!r}")
+        self._new_nonce = _text(final.get("new_token")) or self._new_nonce
+        if final.get("success") is False:
+            raise _site_error(_text(final.get("message")))
+        return self._final(final, streamed=True)
 
     def _final(self, final: Mapping[str, Any], *, streamed: bool) -> list[Event]:
         """The end of an answer: the reply (when no text streamed), usage, a new nonce."""
         self._ended = True
-        self._call.new_nonce = _text(final.get("new_token")) or self._call.new_nonce
+        self._new_nonce = _text(final.get("new_token")) or self._new_nonce
         events: list[Event] = []
         reply = _text(final.get("reply"))
         if not (self._text_seen and streamed):
             if not reply.strip():
-                raise ResponseFormatError("The site returned an empty answer.")
+                raise empty_answer()
             events.append(TextDelta(reply))
             self._text_seen = True
-        usage = final.get("usage")
-        if isinstance(usage, Mapping):
-            prompt, completion = (
-                _number(usage.get("prompt_tokens")),
-                _number(usage.get("completion_tokens")),
-            )
-            # "none" (the plugin's default, zero counts) and "estimated" are not counts of
-            # the model's own; the package's estimate stands then (usage_is_estimate).
-            measured = usage.get("accuracy") not in ("none", "estimated")
-            if measured and prompt is not None and completion is not None:
-                events.append(Usage(prompt, completion))
+        usage = _usage(final.get("usage"))
+        if usage is not None:
+            events.append(usage)
         extras = {key: final[key] for key in ("images", "actions", "responseId") if final.get(key)}
         if extras:
             events.append(Metadata({f"site_{key}": value for key, value in extras.items()}))
         return [*events, End("stop")]
+
+
+def _usage(usage: Any) -> Usage | None:
+    """The site's own token counts, when it measured them.
+
+    ``accuracy`` ``none`` (the plugin's default, zero counts) and ``estimated`` are not the
+    model's counts: the package's estimate stands then (``usage_is_estimate``).
+    """
+    if not isinstance(usage, Mapping) or usage.get("accuracy") in ("none", "estimated"):
+        return None
+    prompt, completion = (
+        _number(usage.get("prompt_tokens")),
+        _number(usage.get("completion_tokens")),
+    )
+    return Usage(prompt, completion) if prompt is not None and completion is not None else None

@@ -14,13 +14,10 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from langchain_chatgptes._conversation import ChatInput, flatten
 from langchain_chatgptes.errors import (
     ConsentRequiredError,
-    HTTPStatusError,
-    IncompleteAnswerError,
     NonceRejectedError,
     RateLimitError,
     ResponseFormatError,
@@ -40,8 +37,23 @@ from langchain_chatgptes.protocols._base import (
     SiteProtocol,
     TextDelta,
 )
-from langchain_chatgptes.protocols._common import WholeBody, check_status, excerpt, resolve
-from langchain_chatgptes.protocols._html import script_object, start_tags
+from langchain_chatgptes.protocols._common import (
+    SniffedBody,
+    browser_headers,
+    check_status,
+    empty_answer,
+    ended_early,
+    events_until,
+    excerpt,
+    is_no_handler,
+    missing,
+    no_handler,
+    not_json,
+    resolve,
+    scan_bots,
+    text_of,
+)
+from langchain_chatgptes.protocols._html import Tag, script_object
 from langchain_chatgptes.protocols._sse import EXCERPT, SSEEvent, SSEParser, looks_like_sse
 
 # --- constants of the plugin ---------------------------------------------------------------
@@ -115,73 +127,44 @@ def find_bots(html: str, page_url: str) -> Findings:
     """
     params = script_object(html, PARAMS_VARIABLE) or {}
     search_nonce = _token(params.get("search_nonce"))
-    ajax_url = params.get("ajax_url")
-    endpoint = resolve(page_url, ajax_url if isinstance(ajax_url, str) and ajax_url else AJAX_PATH)
+    ajax_url = text_of(params.get("ajax_url")) or AJAX_PATH
+    endpoint = resolve(page_url, ajax_url)
     headers = post_headers(page_url)
-    bots: list[Bot] = []
-    incomplete: list[tuple[str, ...]] = []
-    for tag in start_tags(html):
+
+    def read(tag: Tag) -> Bot | tuple[str, ...] | None:
         if not _is_chat_box(tag.attrs, tag.classes):
-            continue
+            return None
         attrs = tag.attrs
         nonce = _token(attrs.get("data-nonce")) or search_nonce
         post_id = attrs.get("data-post-id", "").strip()
-        missing = tuple(
-            item
-            for item, ok in ((MISSING_NONCE, nonce), (MISSING_POST_ID, post_id.isdigit()))
-            if not ok
-        )
-        if missing:
-            incomplete.append(missing)
-            continue
+        lacks = missing((MISSING_NONCE, nonce), (MISSING_POST_ID, post_id.isdigit()))
+        if lacks:
+            return lacks
         bot_id = attrs.get("data-bot-id", "").strip()
-        bots.append(
-            Bot(
-                protocol=NAME,
-                bot_id=bot_id if bot_id.isdigit() else "0",
-                page_url=page_url,
-                endpoint=endpoint,
-                nonce=nonce,
-                facts={
-                    "post_id": post_id,
-                    "url": attrs.get("data-url", "").strip() or page_url.rstrip("/"),
-                    "streams": attrs.get("data-openai_stream_nav", "").strip() == "1",
-                    "headers": headers,
-                },
-                position=tag.start,
-            )
+        return Bot(
+            protocol=NAME,
+            bot_id=bot_id if bot_id.isdigit() else "0",
+            page_url=page_url,
+            endpoint=endpoint,
+            nonce=nonce,
+            facts={
+                "post_id": post_id,
+                "url": attrs.get("data-url", "").strip() or page_url.rstrip("/"),
+                "streams": attrs.get("data-openai_stream_nav", "").strip() == "1",
+                "headers": headers,
+            },
+            position=tag.start,
         )
-    return Findings(tuple(bots), tuple(incomplete))
+
+    return scan_bots(html, read, unique=False)
 
 
 # --- the request ----------------------------------------------------------------------------
 
 
 def post_headers(page_url: str) -> tuple[tuple[str, str], ...]:
-    """The headers the chat box's script adds to its POST (the browser target adds the rest).
-
-    ``Origin`` and ``Referer`` name the page the box was read from (after redirects), as a
-    browser writes them: no credentials, no default port.
-    """
-    origin = page_origin(page_url)
-    parts = urlsplit(page_url)
-    referer = parts._replace(netloc=origin.partition("://")[2], fragment="").geturl()
-    return (
-        ("Accept", "*/*"),
-        ("Origin", origin),
-        ("Referer", referer),
-        ("X-Requested-With", "XMLHttpRequest"),
-    )
-
-
-def page_origin(page_url: str) -> str:
-    """``scheme://host[:port]`` of a URL, without credentials or a default port."""
-    parts = urlsplit(page_url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
-    return f"{parts.scheme}://{host}{port}"
+    """The headers the chat box's script adds to its POST (see ``browser_headers``)."""
+    return browser_headers(page_url, "*/*", ("X-Requested-With", "XMLHttpRequest"))
 
 
 def build_form(bot: Bot, nonce: str, message: str, client_id: str) -> tuple[tuple[str, str], ...]:
@@ -231,7 +214,15 @@ class WpaicgProtocol(SiteProtocol):
     """The legacy AI Power protocol (``wpaicg_chat_shortcode_message``, plugin <= 2.2)."""
 
     name = NAME
+    label = "AI Power chat box"
     looked_for = "the AI Power chat box (div.wpaicg-chat-shortcode with data-post-id and a nonce)"
+    hints = (
+        (
+            "[wpaicg_chatgpt",
+            "a legacy AI Power shortcode left as text (since 2.3 it is not rendered)",
+        ),
+    )
+    step_labels = (("chat", "send prompt"),)
 
     def find_bots(self, html: str, page_url: str) -> Findings:
         """See :func:`find_bots`."""
@@ -240,6 +231,18 @@ class WpaicgProtocol(SiteProtocol):
     def start(self, bot: Bot, state: BotState, chat: ChatInput) -> Call:
         """One POST with the conversation flattened into ``message``."""
         return _Call(bot, state, chat)
+
+    def describe_missing(self, missing: tuple[str, ...]) -> str:
+        """See :func:`describe_missing`."""
+        return describe_missing(missing)
+
+    def describe(self, bot: Bot) -> str:
+        """The box's nonce, post id, ``data-url`` and stream mode."""
+        streaming = "on" if bot.facts.get("streams") else "off"
+        return (
+            f"{NAME} bot {bot.bot_id}: nonce {bot.nonce}, post id {bot.facts.get('post_id')}, "
+            f"url {bot.facts.get('url')}, stream mode: {streaming}"
+        )
 
 
 # --- the reply ------------------------------------------------------------------------------
@@ -274,7 +277,7 @@ def _check_answer(text: str, status: int | None) -> str:
     if text.strip() == CHECKBOX_MESSAGE:
         raise ConsentRequiredError(text, status_code=status)
     if not text.strip():
-        raise ResponseFormatError("The site returned an empty answer.", status_code=status)
+        raise empty_answer(status)
     return text
 
 
@@ -294,12 +297,8 @@ def check_chat_status(head: ReplyHead, body: bytes | bytearray) -> None:
                 f"The site rejected the nonce (HTTP 403: {excerpt(text)!r}).",
                 status_code=head.status,
             )
-        if head.status == 400 and text.strip() == "0":
-            raise HTTPStatusError(
-                "admin-ajax.php answered HTTP 400 '0': the site has no handler for the "
-                f"{ACTION!r} action (is the AI Power chat plugin still installed?).",
-                status_code=head.status,
-            )
+        if is_no_handler(head, body):
+            raise no_handler(ACTION, "the AI Power chat plugin (2.2 or earlier)")
     check_status(head, body)
 
 
@@ -321,12 +320,8 @@ def decode_json_reply(body: bytes | bytearray, *, status: int = 200) -> str:
             body.clear()
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-        text = bytes(body[:2000]).decode("utf-8", "replace") if body else text[:2000]
-        kind = "an HTML page" if text.lstrip().startswith("<") else "something else"
-        raise ResponseFormatError(
-            f"Expected the plugin's JSON reply but got {kind}: {excerpt(text)!r}",
-            status_code=status,
-        ) from exc
+        sample = bytes(body[:2000]) if body else text[:2000].encode()
+        raise not_json(sample, status, "the plugin's JSON reply") from exc
     if not isinstance(obj, dict):
         raise ResponseFormatError(
             f"Expected a JSON object but got {type(obj).__name__}: {excerpt(str(obj))!r}",
@@ -345,45 +340,28 @@ def decode_json_reply(body: bytes | bytearray, *, status: int = 200) -> str:
 class ReplyReader(BodyReader):
     """Reads one chat reply: an event stream as it arrives, anything else whole.
 
-    The first bytes tell which: a body that opens with an SSE field is decoded event by
-    event; the plugin's JSON or an error page is collected and judged with its status.
+    The first bytes tell which (``SniffedBody``): a body that opens with an SSE field is
+    decoded event by event; the plugin's JSON or an error page is collected and judged
+    with its status.
     """
 
     def __init__(self) -> None:
         """Start reading a reply."""
-        self._prefix = bytearray()
-        self._stream: StreamDecoder | None = None
-        self._whole: WholeBody | None = None
+        self._body = SniffedBody(lambda prefix: looks_like_sse(prefix))
+        self._stream = StreamDecoder()
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume the next bytes; return the events they complete."""
-        if self._stream is not None:
-            return self._stream.feed(data)
-        if self._whole is not None:
-            self._whole.add(data)
-            return []
-        self._prefix += data
-        # Leading blank space (and a byte order mark) mean nothing in either format.
-        start = len(self._prefix) - len(self._prefix.lstrip(b"\xef\xbb\xbf").lstrip())
-        del self._prefix[:start]
-        kind = looks_like_sse(bytes(self._prefix[:64]))
-        if kind is None:
-            return []
-        data, self._prefix = bytes(self._prefix), bytearray()
-        if kind:
-            self._stream = StreamDecoder()
-            return self._stream.feed(data)
-        self._whole = WholeBody()
-        self._whole.add(data)
-        return []
+        parsed = self._body.feed(data)
+        return self._stream.events(parsed) if parsed else []
 
     def finish(self, head: ReplyHead) -> list[Event]:
         """The body is complete: return the remaining events or raise what it means."""
-        body = self._whole.take() if self._whole is not None else self._prefix
-        self._prefix = bytearray()
+        if self._body.is_stream:
+            check_chat_status(head, b"")
+            return self._stream.end(self._body.finish())
+        body = self._body.whole()
         check_chat_status(head, body)
-        if self._stream is not None:
-            return self._stream.finish()
         return [TextDelta(decode_json_reply(body, status=head.status)), End("stop")]
 
 
@@ -398,7 +376,11 @@ class StreamDecoder:
     """
 
     def __init__(self) -> None:
-        """Start decoding a stream."""
+        """Start decoding a stream.
+
+        :meth:`feed` / :meth:`finish` parse bytes themselves; :meth:`events` / :meth:`end`
+        take events parsed elsewhere.
+        """
         self._parser = SSEParser()
         self._error_words: list[str] = []
         self._finish_reason: str | None = None
@@ -410,34 +392,30 @@ class StreamDecoder:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Consume bytes and return the events completed by them."""
-        if self._done:
-            return []  # e.g. the legacy JSON object after [DONE]: the answer is complete
-        return self._events(self._parser.feed(chunk))
+        return self.events(self._parser.feed(chunk))
 
     def finish(self) -> list[Event]:
         """Signal the end of the body; return the last events or raise what it means."""
+        return self.end(self._parser.finish())
+
+    def events(self, parsed: list[SSEEvent]) -> list[Event]:
+        """The events of parsed stream items (none once the answer is complete)."""
+        # (after [DONE]: e.g. the legacy JSON object that follows it; the answer is complete)
+        return events_until(parsed, self._event, lambda: self._done)
+
+    def end(self, parsed: list[SSEEvent]) -> list[Event]:
+        """The stream's last items are ``parsed``: the last events, or what the end means."""
         events: list[Event] = []
         if not self._done:
-            events = self._events(self._parser.finish())
+            events = self.events(parsed)
             if not self._done and self._finish_reason and not self._error_words:
                 events.extend(self._end(self._finish_reason))
         if self._error_words:
             raise SiteError("".join(self._error_words).strip() or "unknown error (empty message)")
         if not self._done:
-            raise IncompleteAnswerError(
-                "The event stream ended before its end marker ([DONE] or finish_reason)"
-                + (": the answer is incomplete." if self._text_seen else ".")
-            )
+            raise ended_early("[DONE] or finish_reason", text_seen=self._text_seen)
         if not self._text_seen:
-            raise ResponseFormatError("The site returned an empty answer (an empty stream).")
-        return events
-
-    def _events(self, parsed: list[SSEEvent]) -> list[Event]:
-        events: list[Event] = []
-        for item in parsed:
-            if self._done:
-                break
-            events.extend(self._event(item))
+            raise empty_answer(stream=True)
         return events
 
     def _event(self, item: SSEEvent) -> list[Event]:
@@ -513,7 +491,7 @@ class StreamDecoder:
         if self._error_words:
             raise SiteError("".join(self._error_words).strip())
         if not self._text_seen:
-            raise ResponseFormatError("The site returned an empty answer (an empty stream).")
+            raise empty_answer(stream=True)
         held, self._held = self._held, None
         if held and held.strip() == CHECKBOX_MESSAGE:
             raise ConsentRequiredError(held)

@@ -140,9 +140,13 @@ def run_step(call: Call, status: int, body: bytes, chunk: int = 0) -> list[Event
     reader = call.reader()
     pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
     events: list[Event] = []
-    for piece in pieces:
-        events += reader.feed(piece)
-    return events + reader.finish(ReplyHead(status, {}, ENDPOINT))
+    try:
+        for piece in pieces:
+            events += reader.feed(piece)
+        events += reader.finish(ReplyHead(status, {}, ENDPOINT))
+    finally:  # as the policy does: only the call applies what the reply taught
+        call.learn(reader.learned())
+    return events
 
 
 def start(bot: Bot | None = None) -> Call:
@@ -179,7 +183,6 @@ def test_an_inline_bot_is_read_from_its_data_config() -> None:
         facts={
             "post_id": "42",
             "streams": True,
-            "origin": "https://example.com",
             "name": "Support <Bot> & 'Co'",
         },
     )
@@ -449,8 +452,9 @@ def test_a_gone_cache_key_sends_the_message_again_once(message: str) -> None:
     run_step(call, 200, cache_ok("aipkit_sse_second"))
     stream = call.next_request()
     assert stream is not None and "cache_key=aipkit_sse_second" in stream.url
-    with pytest.raises(SiteError, match=re.escape(message)):  # only once
-        run_step(call, 200, sse(("error", {"error": message}), DONE))
+    assert run_step(call, 200, sse(("error", {"error": message}), DONE)) == []
+    with pytest.raises(SiteError, match=re.escape(message)):  # only once: no third POST
+        call.next_request()
 
 
 def test_json_where_the_stream_belongs_is_judged_as_json() -> None:

@@ -120,11 +120,15 @@ def run_step(call: Call, status: int, body: bytes, chunk: int = 0, **head: Any) 
     reader = call.reader()
     pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
     events: list[Event] = []
-    for piece in pieces:
-        events += reader.feed(piece)
-    return events + reader.finish(
-        ReplyHead(status, head.get("headers", {}), REST, head.get("cookies", {}))
-    )
+    try:
+        for piece in pieces:
+            events += reader.feed(piece)
+        events += reader.finish(
+            ReplyHead(status, head.get("headers", {}), REST, head.get("cookies", {}))
+        )
+    finally:  # as the policy does: only the call applies what the reply taught
+        call.learn(reader.learned())
+    return events
 
 
 def submit(bot: Bot | None = None, conversation: ChatInput = HELLO, nonce: str = "n0nce") -> Call:
