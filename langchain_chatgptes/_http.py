@@ -243,10 +243,19 @@ class Transfer:
         limit = self.timeout
         deadline = None if limit is None or self.request.streamed else loop.time() + limit
         received = False
+        chunks = self._chunks
         while True:
-            while self._chunks:
+            if chunks:
+                # What arrived since the last wake-up goes up as one piece: one pass through
+                # the reader, the answer engine and the generators above, not one per event.
                 received = True
-                yield self._chunks.popleft()
+                if len(chunks) == 1:
+                    yield chunks.popleft()
+                else:
+                    joined = b"".join(chunks)
+                    chunks.clear()
+                    yield joined
+                continue
             if task.done():
                 break
             self._waiter = loop.create_future()

@@ -138,6 +138,8 @@ async def test_text_arrives_before_the_stream_ends(site: Emulator) -> None:
 
 
 async def test_streaming_arrives_in_pieces(site: Emulator) -> None:
+    # Events that arrive apart come apart (what arrives together goes up as one piece).
+    site.chunk_delay = 0.02
     site.responder = ScriptedResponder(["one two three four five six seven eight"])
     chunks = [chunk async for chunk in model_for(site).astream("count")]
     texts = [chunk.text for chunk in chunks if chunk.text]
