@@ -16,7 +16,7 @@ DIST_CHECK_VENV := .venv-dist-check
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
 	@echo "make test       run every test offline (unit, emulator, integration, notebooks)"
-	@echo "make test-live  also run the tests against the real https://chatgpt.es"
+	@echo "make test-live  run the live tests against https://chatgpt.es (or CHATGPTES_LIVE_URLS)"
 	@echo "make soak       2,000 calls at concurrency 64 with 5% random faults (loopback)"
 	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
 	@echo "make lint       ruff and mypy"
@@ -34,12 +34,14 @@ $(VENV)/.installed-%: pyproject.toml
 demo: $(VENV)/.installed-emulator
 	$(PY) examples/demo.py
 
+# One worker per core (pytest-xdist): about half the time on this 2-core machine.
 test: $(VENV)/.installed-test
-	$(PY) -m pytest tests --benchmark-disable --ignore=tests/soak
+	$(PY) -m pytest tests -n auto --benchmark-disable --ignore=tests/soak
 
 soak: $(VENV)/.installed-test
 	$(PY) -m pytest tests/soak -s
 
+# Against chatgpt.es, or the sites listed in CHATGPTES_LIVE_URLS when it is set.
 test-live: $(VENV)/.installed-test
 	CHATGPTES_LIVE=1 $(PY) -m pytest tests/integration_tests/test_live.py
 
