@@ -12,10 +12,11 @@ import hmac
 import json
 import math
 import re
+from collections.abc import Mapping
 from email import policy
 from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from langchain_chatgptes.emulator._plugin import GREETING
 
@@ -24,6 +25,32 @@ NOCACHE_HEADERS = {
     "Cache-Control": "no-cache, must-revalidate, max-age=0",
 }
 """``nocache_headers()``, sent by admin-ajax.php for every registered action."""
+
+
+def request_action(query: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """``$_REQUEST['action']`` of an admin-ajax request: the body's wins over the query's."""
+    return {**query, **form}.get("action", "")
+
+
+def origin_headers(origin: str, site_url: str) -> dict[str, str]:
+    """``send_origin_headers()`` of admin-ajax.php: only the site's own origin is echoed.
+
+    Over http or https, with or without the port (``get_allowed_http_origins``).
+    """
+    site = urlsplit(site_url)
+    allowed = {
+        f"{scheme}://{host}"
+        for scheme in ("http", "https")
+        for host in (site.hostname, site.netloc)
+    }
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+    return {}
+
+
+def api_link(rest_root: str) -> str:
+    """The ``Link`` header WordPress sends with pages and REST replies (the REST API's root)."""
+    return f'<{rest_root}>; rel="https://api.w.org/"'
 
 
 def create_nonce(secret: str, action: str, now: float, life: float) -> str:

@@ -25,7 +25,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.emulator import (
+    ChatRequest,
+    Emulator,
+    MwaiOptions,
+    Reply,
+    ScriptedResponder,
+)
 from langchain_chatgptes.emulator._mwai_pages import clean_params, data_attribute
 
 from .conftest import T0, Answer, request
@@ -275,8 +281,7 @@ def test_page_bots_custom_bots_and_quoting() -> None:
     odd = 'O\'Neil & "Co"/ñ'
     with Emulator(
         plugin="mwai",
-        mwai_bots=("default", "123", odd),
-        mwai_custom_bots=("c0ffee", "1234"),
+        mwai=MwaiOptions(bots=("default", "123", odd), custom_bots=("c0ffee", "1234")),
     ) as emu:
         page = request(emu.base_url).text
     systems = [found["system"] for found in containers(page)]
@@ -294,10 +299,12 @@ def test_page_knobs() -> None:
     with Emulator(
         plugin="mwai",
         clock=lambda: T0,
-        mwai_text_input_max_length=None,
-        mwai_stream_option=False,
-        mwai_rest_nonce_in_page=True,
-        mwai_rest_url_style="plain",
+        mwai=MwaiOptions(
+            text_input_max_length=None,
+            stream_option=False,
+            rest_nonce_in_page=True,
+            rest_url_style="plain",
+        ),
     ) as emu:
         answer = request(emu.base_url)
         nonce, port = emu.current_nonce(), emu.port
@@ -308,14 +315,14 @@ def test_page_knobs() -> None:
     rest = f"http://127.0.0.1:{port}/index.php?rest_route="
     assert found["system"]["restUrl"] == rest
     assert answer.headers["Link"] == f'<{rest}/>; rel="https://api.w.org/"'
-    with Emulator(plugin="mwai", mwai_text_input_max_length={"default": 1000}) as emu:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(text_input_max_length={"default": 1000})) as emu:
         (found,) = containers(request(emu.base_url).text)
     assert found["params"]["textInputMaxLength"] == 1000.0
 
 
 def test_no_chat_box_variant_is_the_plugin_switched_off(emu: Emulator) -> None:
     emu.page_variant = "no_chat_box"
-    emu.mwai_custom_bots = ("c1",)
+    emu.mwai.custom_bots = ("c1",)
     page = request(emu.base_url).text
     assert '<p>[mwai_chatbot id="default"]</p>' in page
     assert '[mwai_chatbot custom_id="c1"' in page
@@ -398,7 +405,7 @@ def test_unknown_routes_and_methods(emu: Emulator) -> None:
 
 
 def test_plain_permalinks_serve_only_rest_route(emu: Emulator) -> None:
-    emu.mwai_rest_url_style = "plain"
+    emu.mwai.rest_url_style = "plain"
     missing = post_json(emu, SESSION)
     assert missing.status == 404
     assert missing.headers["Content-Type"] == "text/html; charset=UTF-8"
@@ -521,7 +528,7 @@ def test_start_session_new_token_rule(emu: Emulator) -> None:
 
 
 def test_session_faults(emu: Emulator) -> None:
-    emu.session_faults.extend(
+    emu.mwai.session_faults.extend(
         [Reply.raw(502, "<h1>Bad gateway</h1>"), Reply.reset(), Reply.drip('{"x":1}', 0.001)]
     )
     bad = post_json(emu, SESSION)
@@ -531,12 +538,12 @@ def test_session_faults(emu: Emulator) -> None:
     assert post_json(emu, SESSION).body == b'{"x":1}'
     assert json.loads(post_json(emu, SESSION).body)["success"] is True
     assert json.loads(submit(emu).body)["success"] is True  # submits are not faulted
-    emu.session_faults.append(Reply.text("not a fault"))
+    emu.mwai.session_faults.append(Reply.text("not a fault"))
     assert post_json(emu, SESSION).status == 500
 
 
 def test_sites_before_start_session(emu: Emulator) -> None:
-    emu.mwai_start_session = False
+    emu.mwai.start_session = False
     assert post_json(emu, SESSION).body == NO_ROUTE
 
 
@@ -642,9 +649,7 @@ def test_bot_resolution_falls_back_to_default() -> None:
     with Emulator(
         plugin="mwai",
         clock=lambda: T0,
-        mwai_bots=("default", "sales"),
-        mwai_custom_bots=("c9",),
-        mwai_instructions=instructions,
+        mwai=MwaiOptions(bots=("default", "sales"), custom_bots=("c9",), instructions=instructions),
         responder=capture,
     ) as emu:
         submit(emu, botId="sales")
@@ -695,15 +700,17 @@ def test_length_rejection_while_streaming_is_a_line_under_application_json(
 def test_length_knobs_and_custom_bots() -> None:
     with Emulator(
         plugin="mwai",
-        mwai_bots=("default", "big"),
-        mwai_custom_bots=("c1",),
-        mwai_text_input_max_length={"big": 2000, "default": 10},
+        mwai=MwaiOptions(
+            bots=("default", "big"),
+            custom_bots=("c1",),
+            text_input_max_length={"big": 2000, "default": 10},
+        ),
     ) as emu:
         request(emu.base_url)
         assert submit(emu, "x" * 11).status == 500
         assert submit(emu, "x" * 2000, botId="big").status == 200
         assert submit(emu, "x" * 5000, botId=None, customId="c1").status == 200  # no check
-        emu.mwai_text_input_max_length = None
+        emu.mwai.text_input_max_length = None
         assert submit(emu, "x" * 5000).status == 200
 
 
@@ -750,7 +757,7 @@ def test_guest_query_limit_per_session(emu: Emulator) -> None:
 
 
 def test_moderation_is_raised_before_the_stream(emu: Emulator) -> None:
-    emu.mwai_moderation = ["Bomb"]
+    emu.mwai.moderation = ["Bomb"]
     moderated = "Sorry, your message has been rejected by moderation."
     assert json.loads(submit(emu, "a bomb!").body) == {"success": False, "message": moderated}
     streamed = submit(emu, "a BOMB", stream=True)
@@ -788,8 +795,8 @@ def test_history_window_and_request_mapping(emu: Emulator) -> None:
         '{"a": 1}',
         "null",
     )
-    emu.mwai_max_messages = 2
-    emu.mwai_instructions = ""
+    emu.mwai.max_messages = 2
+    emu.mwai.instructions = ""
     submit(emu, "x", messages=[GREETING, *turns[:5], {"role": "tool", "content": 7}])
     assert capture.seen[-1].upstream_messages == [
         GREETING,
@@ -797,7 +804,7 @@ def test_history_window_and_request_mapping(emu: Emulator) -> None:
         {"role": "tool", "content": "7"},  # roles pass verbatim; content JSON-encoded
         {"role": "user", "content": "x"},
     ]
-    emu.mwai_max_messages = 0  # empty(): no window at all
+    emu.mwai.max_messages = 0  # empty(): no window at all
     submit(emu, "y", messages=turns)
     assert len(capture.seen[-1].upstream_messages) == 21
 
@@ -864,9 +871,9 @@ def test_json_reply_bytes(emu: Emulator) -> None:
 
 
 def test_usage_can_be_null_or_left_out(emu: Emulator) -> None:
-    emu.mwai_usage = "null"
+    emu.mwai.usage = "null"
     assert json.loads(submit(emu).body)["usage"] is None
-    emu.mwai_usage = False
+    emu.mwai.usage = False
     assert "usage" not in json.loads(submit(emu).body)
     assert "usage" not in final(lines(submit(emu, stream=True)))
 
@@ -1114,7 +1121,7 @@ def test_request_log(emu: Emulator) -> None:
 
 
 def test_clear_forgets_the_custom_transients() -> None:
-    with Emulator(plugin="mwai", mwai_custom_bots=("c1",), responder=Capture()) as emu:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(custom_bots=("c1",)), responder=Capture()) as emu:
         request(emu.base_url)
         assert submit(emu, "x" * 600, botId=None, customId="c1").status == 200
         emu.clear()

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.emulator import (
+    DEFAULT_PLUGIN,
+    PLUGINS,
+    AipkitOptions,
+    Emulator,
+    MwaiOptions,
+    PluginSite,
+)
+from langchain_chatgptes.emulator.__main__ import _emulator, _parser
 from langchain_chatgptes.emulator._plugin import AJAX_PATH
 
 from .conftest import T0, chat_fields, post, request
@@ -111,6 +119,41 @@ def test_lifecycle() -> None:
     emu.stop()
     with pytest.raises(ConnectionRefusedError):
         request(f"http://127.0.0.1:{port}/")
+
+
+def test_the_plugins_are_the_registrys() -> None:
+    assert PLUGINS == ("wpaicg", "aipkit", "mwai")
+    assert DEFAULT_PLUGIN == PLUGINS[0] == Emulator().plugin
+    emu = Emulator()
+    assert tuple(emu.sites) == PLUGINS
+    for name, site in emu.sites.items():
+        assert isinstance(site, PluginSite)
+        assert site.name == name
+    assert emu.site is emu.sites[DEFAULT_PLUGIN]
+    emu.plugin = "mwai"  # a plain attribute, like every other
+    assert emu.site is emu.sites["mwai"]
+    with pytest.raises(ValueError, match="one of wpaicg, aipkit, mwai"):
+        Emulator(plugin="nope")
+
+
+def test_each_emulator_has_its_own_plugin_settings() -> None:
+    first, second = Emulator(), Emulator(aipkit=AipkitOptions(bots=(5,), pro=True))
+    assert first.aipkit is not Emulator().aipkit
+    assert first.mwai.session_faults is not Emulator().mwai.session_faults
+    assert (first.aipkit.bots, second.aipkit.bots, second.aipkit.pro) == ((123,), (5,), True)
+    first.mwai.text_input_max_length = 100
+    assert Emulator().mwai == MwaiOptions()
+
+
+def test_cli_plugin_choices_and_settings() -> None:
+    (plugin,) = [action for action in _parser()._actions if action.dest == "plugin"]
+    assert (tuple(plugin.choices or ()), plugin.default) == (PLUGINS, DEFAULT_PLUGIN)
+    argv = ["--plugin", "aipkit", "--bot-id", "4", "--pro", "--max-length", "0", "--stream"]
+    emu = _emulator(vars(_parser().parse_args(argv)))
+    assert (emu.plugin, emu.stream, emu.aipkit.bots, emu.aipkit.pro) == ("aipkit", True, [4], True)
+    assert emu.mwai.text_input_max_length is None  # 0: no length check
+    assert emu.aipkit.version == AipkitOptions().version
+    assert (emu.mwai.bots, emu.mwai.rest_url_style) == (MwaiOptions().bots, "pretty")
 
 
 def test_port_in_use_raises() -> None:
