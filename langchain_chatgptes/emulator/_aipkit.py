@@ -1,7 +1,8 @@
 """The AIPKit plugin (AI Power / "AI Puffer" >= 2.3) on admin-ajax, check by check.
 
 An independent writing of ``shared/reference/wp-chat-plugins.md`` Part A and checklist C.2
-(sections cited on each step); nothing here comes from the client package. Handlers:
+(sections cited on each step), and of what a real 2.4.71 site sent
+(``shared/reference/real-plugins.md``); nothing here comes from the client package. Handlers:
 
 * ``aipkit_get_frontend_chat_nonce`` (A.2, C.2 item 4): a fresh nonce;
 * ``aipkit_cache_sse_message`` (A.3.2, C.2 item 5): store the user message, answer a key;
@@ -86,6 +87,10 @@ class AipkitOptions:
         max_messages: History turns given to the model (the bot's ``max_messages``).
         header_name: The bot's title (``data-config.headerName``).
         provider: ``data-config.provider``.
+        responses_api: The OpenAI provider on the Responses API, the default of 2.4.71: a
+            streamed answer carries ``status`` events (``response.created``,
+            ``response.in_progress``) before its first delta and ``openai_response_id``
+            before ``done`` (``real-plugins.md``); False: neither (another provider).
         cache_faults: Replies (:meth:`Reply.raw`, ``reset``, ``hang``, ``drip``) given,
             first in first out, to the next ``aipkit_cache_sse_message`` POSTs instead of
             the plugin's answer.
@@ -103,6 +108,7 @@ class AipkitOptions:
     max_messages: int = aip.MAX_MESSAGES
     header_name: str = "Support Bot"
     provider: str = "OpenAI"
+    responses_api: bool = True
     cache_faults: list[Reply] = field(default_factory=list)
     refresh_faults: list[Reply] = field(default_factory=list)
 
@@ -147,6 +153,7 @@ class _Relay:
 
     text: str = ""
     sent: bool = False
+    response_id: str | None = None  # the upstream response, once it began (Responses API)
     done_extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -580,6 +587,8 @@ class AipkitSite(PluginSite):
             await sse.error(aip.NO_DATA_MSG, done=False)
             return await sse.finish()
         self._store_reply(turn, relay.text)
+        if relay.response_id is not None:
+            await sse.event(aip.RESPONSE_ID_EVENT, {"id": relay.response_id})
         await sse.event("done", {"finished": True, **relay.done_extra})
         return await sse.finish()
 
@@ -587,17 +596,30 @@ class AipkitSite(PluginSite):
         """One part of the answer: text as ``{"delta":…}`` events, or a named event."""
         if part.kind == "text":
             pieces = split_answer(part.content)
+            if pieces:
+                await self._begin(sse, relay)
             for piece in pieces:
                 await sse.data({"delta": piece})
             relay.text, relay.sent = relay.text + part.content, relay.sent or bool(pieces)
         elif part.kind == "warning":  # non-fatal; its text joins the stored reply
+            await self._begin(sse, relay)
             await sse.error(part.content, name="warning", done=False)
             relay.text, relay.sent = relay.text + part.content, True
         elif part.kind == "aipkit_event":
+            await self._begin(sse, relay)
             await sse.event(part.content, part.data)
             relay.sent = True
             if part.content in _DONE_EXTRAS:
                 relay.done_extra[part.content] = part.data
+
+    async def _begin(self, sse: _Sse, relay: _Relay) -> None:
+        """The upstream response began: on the Responses API, its two ``status`` events."""
+        if relay.response_id is not None or not self.options.responses_api:
+            return
+        relay.response_id = aip.RESPONSE_ID_PREFIX + secrets.token_hex(16)
+        for status in aip.RESPONSE_STATUSES:
+            data = {"type": status, "status": "in_progress", "response_id": relay.response_id}
+            await sse.event("status", data)
 
     async def _end_early(
         self, sse: _Sse, part: Reply, turn: _Turn, relay: _Relay

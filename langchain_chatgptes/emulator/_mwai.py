@@ -1,7 +1,8 @@
 """AI Engine (Meow Apps) 3.6.2 on the WordPress REST API, check by check.
 
 An independent writing of ``shared/reference/wp-chat-plugins.md`` Part B and checklist C.3
-(sections cited on each step); nothing here comes from the client package. Pieces:
+(sections cited on each step), and of what a real 3.6.2 site sent
+(``shared/reference/real-plugins.md``); nothing here comes from the client package. Pieces:
 
 * the REST router and ``rest_cookie_check_errors`` (B.2, C.3 items 3-4);
 * ``POST /mwai/v1/start_session`` (B.2, C.3 item 5): a guest session and nonce;
@@ -18,6 +19,7 @@ import itertools
 import json
 import math
 import re
+import secrets
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,9 +83,13 @@ class MwaiOptions:
         max_messages: ``maxMessages``: history turns kept after ``messages[0]`` (0: all).
         moderation: Words the stand-in moderation flags in ``newMessage``
             (case-insensitive substrings; empty: moderation off).
-        usage: ``usage`` in the final reply: ``True``/``"tokens"`` (estimated counts),
-            ``"null"`` (``"usage": null``, as when a reply carries none) or
-            ``False``/``"omit"`` (no key; 3.6.2 always has one, but clients should cope).
+        usage: ``usage`` in the final reply: ``True``/``"tokens"`` (estimated counts, as a
+            real 3.6.2 site writes them: ``price`` null when the site has no price for the
+            model, ``queries`` 1, ``accuracy`` ``tokens``), ``"null"`` (``"usage": null``,
+            as when a reply carries none) or ``False``/``"omit"`` (no key; 3.6.2 always has
+            one, but clients should cope).
+        responses_api: The OpenAI engine on the Responses API, 3.6.2's default: the final
+            reply carries a ``responseId`` (``resp_…``); False: no key.
         session_faults: Replies (:meth:`Reply.raw`, ``reset``, ``hang``, ``drip``) given,
             first in first out, to the next ``start_session`` POSTs instead of the answer.
     """
@@ -99,13 +105,16 @@ class MwaiOptions:
     max_messages: int = mw.MAX_MESSAGES
     moderation: Sequence[str] = ()
     usage: bool | Literal["tokens", "null", "omit"] = True
+    responses_api: bool = True
     session_faults: list[Reply] = field(default_factory=list)
 
 
 def exception_message(text: str) -> str:
     """The ``mwai_ai_exception`` filter: no ``OpenAI:`` prefix, ``{"error":{"message"}}`` unwrapped.
 
-    B.3 error table ("provider error", ``ai-engine.php:42-64``).
+    B.3 error table ("provider error", ``ai-engine.php:42-64``). The message a real 3.6.2
+    site's Responses API engine raises, ``OpenAI (Responses API): {…raw JSON…}``, matches
+    neither, so it goes out as it is (``real-plugins.md``, AI Engine 4).
     """
     if text.startswith("OpenAI:"):
         text = wp.php_trim(text[len("OpenAI:") :])
@@ -352,10 +361,21 @@ class MwaiSite(PluginSite):
                     raw_response(fault) if fault.kind == "raw" else await send_fault(request, fault)
                 )
         ctx = _Rest(self, incoming.request)
+        if self._active() and route.lower().startswith(mw.PHP_SESSION_PATH):
+            self._php_session(ctx)
         refused = self._authenticate(ctx, incoming)
         if refused is not None:
             return refused
         return await self._dispatch(ctx, incoming, routes, matched)
+
+    def _php_session(self, ctx: _Rest) -> None:
+        """``session_start()`` at ``init`` (``classes/core.php:79``): cookie and cache headers."""
+        cookies = wp.parse_cookies(ctx.request.headers.get("Cookie", ""))
+        if mw.PHP_SESSION_COOKIE not in cookies:
+            chars, length = mw.PHP_SESSION_ID_CHARS, mw.PHP_SESSION_ID_LENGTH
+            session = "".join(secrets.choice(chars) for _ in range(length))
+            ctx.cookies.append(f"{mw.PHP_SESSION_COOKIE}={session}; path=/")
+        ctx.headers.update(mw.PHP_SESSION_HEADERS)
 
     def _authenticate(self, ctx: _Rest, incoming: Incoming) -> web.Response | None:
         """``rest_cookie_check_errors`` (B.2): no nonce -> a guest; a bad one -> 403."""
@@ -575,7 +595,11 @@ class MwaiSite(PluginSite):
         return await out.final(self._final_res(text, upstream))
 
     def _final_res(self, text: str, upstream: list[dict[str, str]]) -> dict[str, Any]:
-        """``build_final_res`` (B.3 "Non-stream reply", chatbot.php:150-203), new_token aside."""
+        """``build_final_res`` (B.3 "Non-stream reply", chatbot.php:150-203), new_token aside.
+
+        As a real 3.6.2 site writes it (``real-plugins.md``): ``usage`` with ``price`` null
+        and ``queries``, then the Responses API's ``responseId``.
+        """
         result: dict[str, Any] = {
             "success": True,
             "reply": text,
@@ -588,16 +612,18 @@ class MwaiSite(PluginSite):
         if mode in (True, "tokens"):
             prompt = sum(_tokens(turn["content"]) for turn in upstream)
             completion = _tokens(text)
-            price = prompt * mw.USAGE_PRICES[0] + completion * mw.USAGE_PRICES[1]
             result["usage"] = {
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
-                "price": round(price, 10),
-                "accuracy": "tokens",
+                "price": None,
+                "queries": 1,
+                "accuracy": mw.USAGE_ACCURACY,
             }
         elif mode == "null":
             result["usage"] = None
+        if self.options.responses_api:
+            result["responseId"] = mw.RESPONSE_ID_PREFIX + secrets.token_hex(16)
         return result
 
 

@@ -56,7 +56,8 @@ def sse_events(reply: Reply, *, created: int, legacy_trailing_json: bool) -> lis
     if reply.kind == "text":
         return _completion_events(reply.content, created, legacy_trailing_json)
     if reply.kind == "site_error":
-        return _error_words(reply.content, b'data: {"choices":[{"finish_reason":"stop"}]}\n\n')
+        # Sent twice: a real 2.2 site streams the whole block again (real-plugins.md, legacy 1).
+        return _error_words(reply.content, b'data: {"choices":[{"finish_reason":"stop"}]}\n\n') * 2
     if reply.kind == "exception":
         return _error_words(reply.content, b"data: [LIMITED]\n\n")
     if reply.kind == "token_limit":

@@ -233,19 +233,20 @@ def absint(value: str) -> int:
 def _php_float(number: float) -> str:
     """A float as PHP >= 7.1 ``json_encode`` writes it (``serialize_precision = -1``).
 
-    The shortest round-trip digits, like Python's ``repr``, but PHP keeps ``.0`` in the
-    mantissa and writes the exponent without padding (``4.0e-5``, ``1.0e+25``), and only
-    switches to it above 17 integer digits.
+    The shortest round-trip digits, like Python's ``repr``, but a whole number has no
+    ``.0`` (no ``JSON_PRESERVE_ZERO_FRACTION``: ``512.0`` is ``512``, as a real AI Engine
+    page shows, ``real-plugins.md``), an exponent keeps ``.0`` in the mantissa and has no
+    padding (``4.0e-5``, ``1.0e+25``), and PHP only switches to it above 17 integer digits.
     """
     if math.isnan(number) or math.isinf(number):
         raise ValueError("json_encode cannot encode NAN or INF")
     text = repr(number)
     if "e" not in text:
-        return text
+        return text.removesuffix(".0")
     mantissa, exponent = text.split("e")
     power = int(exponent)
     if 0 <= power < 17:  # Python goes exponential from 1e16, PHP from 1e17
-        return f"{int(number)}.0"
+        return str(int(number))
     if "." not in mantissa:
         mantissa += ".0"
     return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
@@ -254,8 +255,9 @@ def _php_float(number: float) -> str:
 def php_encode(obj: Any) -> str:
     r"""``json_encode($x)`` with default flags, floats included (see :func:`php_json`).
 
-    ``/`` is ``\/``, non-ASCII is ``\uXXXX`` (surrogate pairs above U+FFFF), floats keep
-    ``.0``; a tuple or list is an array, a dict an object (an empty one ``{}``).
+    ``/`` is ``\/``, non-ASCII is ``\uXXXX`` (surrogate pairs above U+FFFF), a whole float
+    is written as an integer; a tuple or list is an array, a dict an object (an empty one
+    ``{}``).
     """
     if obj is None or isinstance(obj, bool | int | str):
         return php_json(obj)

@@ -498,7 +498,7 @@ def test_stream_success_bytes(emu: Emulator) -> None:
     )
     raw = blocks(answer)
     assert raw[-1] == 'event: done\ndata: {"finished":true}'
-    deltas = raw[1:-1]
+    deltas = raw[3:-2]  # after message_start and two status events, before openai_response_id
     assert all(block.startswith('data: {"delta":"') for block in deltas)
     joined = "".join(deltas)
     assert "\\/" in joined and "ó" in joined and "😀" in joined and "\\u2028" in joined
@@ -507,6 +507,48 @@ def test_stream_success_bytes(emu: Emulator) -> None:
     assert MESSAGE_ID.fullmatch(evs[0][2]["message_id"])
     assert answer_text(evs) == 'Hola/adiós "x" \u2028 😀 fin'
     assert len(deltas) > 3
+
+
+def test_every_answer_carries_the_responses_api_events(emu: Emulator) -> None:
+    # shared/reference/real-plugins/aipkit-stream-ok.txt: the OpenAI provider (Responses API).
+    emu.responder = ScriptedResponder(["Hi you"])
+    raw = blocks(stream(emu, cache_key(emu)))
+    response = re.fullmatch(
+        r'event: openai_response_id\ndata: \{"id":"(resp_[0-9a-f]{32})"\}', raw[-2]
+    )
+    assert response
+    status = 'event: status\ndata: {"type":"response.%s","status":"in_progress","response_id":"%s"}'
+    assert raw[0].startswith("event: message_start\n")
+    assert raw[1:3] == [status % ("created", response[1]), status % ("in_progress", response[1])]
+    assert raw[3:-2] == ['data: {"delta":"Hi"}', 'data: {"delta":" you"}']
+    assert raw[-1] == 'event: done\ndata: {"finished":true}'
+    again = blocks(stream(emu, cache_key(emu)))
+    assert again[1].endswith('"}') and again[1] != raw[1]  # a new response each time
+
+
+def test_responses_api_events_follow_the_upstream_response(emu: Emulator) -> None:
+    emu.responder = ScriptedResponder(
+        [Reply.site_error("down"), Reply.sequence("Par", Reply.exception("cut")), "Hi"]
+    )
+    # An upstream refusal: no response began (aipkit-stream-upstream-500.txt).
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        "error",
+    ]
+    # Cut mid-answer: the response began, but never completed (aipkit-stream-upstream-cut.txt).
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        "status",
+        "status",
+        None,
+        "error",
+    ]
+    emu.aipkit.responses_api = False  # another provider: neither event
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        None,
+        "done",
+    ]
 
 
 def test_one_write_per_event(emu: Emulator) -> None:
@@ -671,10 +713,13 @@ def test_sequence_events_are_never_text(emu: Emulator) -> None:
     evs = turn(emu, conversation_uuid="conv-seq")
     assert [name for name, _, _ in evs if name is not None] == [
         "message_start",
+        "status",  # response.created: the upstream response began
+        "status",  # response.in_progress
         "status",
         "openai_response_id",
         "warning",
         "citations",
+        "openai_response_id",  # the plugin's own, once the answer is complete
         "done",
     ]
     assert answer_text(evs) == "Hello world"

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import os
 import re
 import signal
@@ -198,7 +199,7 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert div
     system = (
         "{&quot;botId&quot;:&quot;default&quot;,&quot;customId&quot;:null,&quot;userData&quot;:"
-        "null,&quot;sessionId&quot;:null,&quot;restNonce&quot;:null,&quot;contextId&quot;:2173.0,"
+        "null,&quot;sessionId&quot;:null,&quot;restNonce&quot;:null,&quot;contextId&quot;:2173,"
         f"&quot;pluginUrl&quot;:&quot;http:\\/\\/127.0.0.1:{port}\\/wp-content\\/plugins\\/"
         f"ai-engine&quot;,&quot;restUrl&quot;:&quot;http:\\/\\/127.0.0.1:{port}\\/wp-json&quot;,"
         "&quot;stream&quot;:true,&quot;debugMode&quot;:false,&quot;eventLogs&quot;:false,"
@@ -217,18 +218,21 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert div[0].endswith(f"' data-system='{system}' data-theme='{theme}'></div>")
     raw = re.search(r"data-params='([^']*)'", div[0])
     assert raw
-    assert "&quot;textInputMaxLength&quot;:512.0," in raw[1]
+    # clean_params() makes numbers floats, but json_encode prints a whole one as an integer,
+    # as a real 3.6.2 page shows (real-plugins.md, AI Engine 1).
+    assert "&quot;textInputMaxLength&quot;:512," in raw[1]
     params = json.loads(html.unescape(raw[1]))  # decode = HTML-unescape + json.loads
     (found,) = containers(page)
     assert found["params"] == params
-    assert params["textInputMaxLength"] == 512.0
-    assert isinstance(params["textInputMaxLength"], float)
+    assert params["textInputMaxLength"] == 512
+    assert isinstance(params["textInputMaxLength"], int)
     assert (params["startSentence"], params["themeId"], params["mode"]) == (
         "Hi! How can I help you?",
         "chatgpt",
         "chat",
     )
-    assert (params["fileUploads"], params["maxUploads"], params["fileUpload"]) == (0.0, 1.0, False)
+    assert (params["fileUploads"], params["maxUploads"], params["fileUpload"]) == (0, 1, False)
+    assert isinstance(params["fileUploads"], int) and isinstance(params["maxUploads"], int)
     assert list(params)[-4:] == ["fileUpload", "imageUpload", "fileUploads", "maxUploads"]
     assert found["theme"]["themeId"] == "chatgpt"
     assert re.search(
@@ -240,11 +244,44 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert "wpaicg-chat-shortcode" not in page and "aipkit" not in page
 
 
+def test_whole_numbers_are_integers_as_on_a_real_page() -> None:
+    # aiengine-page.html.txt (a post with id 4): json_encode prints a whole float without .0.
+    with Emulator(plugin="mwai", post_id="4") as emu:
+        page = request(emu.base_url).text
+    for raw in (
+        "&quot;contextId&quot;:4,&quot;pluginUrl&quot;",
+        "&quot;textInputMaxLength&quot;:512,&quot;textCompliance&quot;",
+        "&quot;iconTextDelay&quot;:1,&quot;iconAlt&quot;",
+        "&quot;fileUploads&quot;:0,",
+        "&quot;maxUploads&quot;:1}",
+    ):
+        assert raw in page
+    (found,) = containers(page)
+    numbers = (found["system"]["contextId"], found["params"]["textInputMaxLength"])
+    assert numbers == (4, 512)
+    assert all(isinstance(number, int) for number in numbers)
+
+
+def test_json_encode_floats() -> None:
+    floats = (512.0, 4.0, 0.0, -3.0, 1.5, 0.1, 4e-05, 1e25, 1e16)
+    assert [data_attribute(number) for number in floats] == [
+        "512",
+        "4",
+        "0",
+        "-3",
+        "1.5",
+        "0.1",
+        "4.0e-5",
+        "1.0e+25",
+        "10000000000000000",
+    ]
+
+
 def test_data_attribute_is_htmlspecialchars_of_php_json() -> None:
     value = {"t": "<b> & 'c' \"d\" / ñ 😀 &amp;", "n": 512.0, "i": 3, "z": None, "a": []}
     assert data_attribute(value) == (
         "{&quot;t&quot;:&quot;&lt;b&gt; &amp; &#039;c&#039; \\&quot;d\\&quot; \\/ \\u00f1 "
-        "\\ud83d\\ude00 &amp;amp;&quot;,&quot;n&quot;:512.0,&quot;i&quot;:3,&quot;z&quot;:null,"
+        "\\ud83d\\ude00 &amp;amp;&quot;,&quot;n&quot;:512,&quot;i&quot;:3,&quot;z&quot;:null,"
         "&quot;a&quot;:[]}"
     )
     assert json.loads(html.unescape(data_attribute(value))) == value
@@ -287,10 +324,10 @@ def test_page_bots_custom_bots_and_quoting() -> None:
     systems = [found["system"] for found in containers(page)]
     assert [(s["botId"], s["customId"]) for s in systems] == [
         ("default", None),
-        (123.0, None),  # clean_params: a numeric id becomes a float
+        (123, None),  # clean_params: a float, which json_encode prints as 123
         (odd, None),
         (None, "c0ffee"),
-        (None, 1234.0),
+        (None, 1234),
     ]
     assert "&quot;botId&quot;:&quot;O&#039;Neil &amp; \\&quot;Co\\&quot;\\/\\u00f1&quot;" in page
 
@@ -317,7 +354,7 @@ def test_page_knobs() -> None:
     assert answer.headers["Link"] == f'<{rest}/>; rel="https://api.w.org/"'
     with Emulator(plugin="mwai", mwai=MwaiOptions(text_input_max_length={"default": 1000})) as emu:
         (found,) = containers(request(emu.base_url).text)
-    assert found["params"]["textInputMaxLength"] == 1000.0
+    assert found["params"]["textInputMaxLength"] == 1000
 
 
 def test_no_chat_box_variant_is_the_plugin_switched_off(emu: Emulator) -> None:
@@ -499,7 +536,9 @@ def test_start_session_sets_then_echoes_the_cookie(emu: Emulator) -> None:
     session = body["sessionId"]
     assert re.fullmatch(r"[0-9a-f]{13}", session)
     assert session.startswith(f"{int(T0):08x}")  # uniqid(): seconds, then microseconds
-    assert first.headers.get_all("Set-Cookie") == [f"mwai_session_id={session}; path=/; HttpOnly"]
+    php_session, mwai_session = first.headers.get_all("Set-Cookie", [])
+    assert re.fullmatch(r"PHPSESSID=[0-9a-v]{26}; path=/", php_session)  # also a PHP session
+    assert mwai_session == f"mwai_session_id={session}; path=/; HttpOnly"
     assert body == {"success": True, "sessionId": session, "restNonce": emu.current_nonce()}
     assert first.body == (
         b'{"success":true,"sessionId":"'
@@ -508,12 +547,38 @@ def test_start_session_sets_then_echoes_the_cookie(emu: Emulator) -> None:
         + emu.current_nonce().encode()
         + b'"}'
     )
-    again = post_json(emu, SESSION, headers={"Cookie": f"other=1; mwai_session_id={session}"})
+    php_cookie = php_session.removesuffix("; path=/")
+    cookies = f"other=1; {php_cookie}; mwai_session_id={session}"
+    again = post_json(emu, SESSION, headers={"Cookie": cookies})
     assert json.loads(again.body)["sessionId"] == session
     assert again.headers.get_all("Set-Cookie") is None
     other = json.loads(post_json(emu, SESSION).body)["sessionId"]
     assert other != session
-    assert emu.session_requests()[1].cookies == {"other": "1", "mwai_session_id": session}
+    php_name, _, php_id = php_cookie.partition("=")
+    assert emu.session_requests()[1].cookies == {
+        "other": "1",
+        php_name: php_id,
+        "mwai_session_id": session,
+    }
+
+
+def test_start_session_starts_a_php_session_as_a_real_site_does(emu: Emulator) -> None:
+    # shared/reference/real-plugins/aiengine-start-session.txt: session_start() under /mwai/,
+    # with PHP's "nocache" cache limiter.
+    first = post_json(emu, SESSION)
+    assert first.status == 200
+    php_session = first.headers.get_all("Set-Cookie", [""])[0]
+    assert re.fullmatch(r"PHPSESSID=[0-9a-v]{26}; path=/", php_session)
+    assert first.headers["Expires"] == "Thu, 19 Nov 1981 08:52:00 GMT"
+    assert first.headers["Cache-Control"] == "no-store, no-cache, must-revalidate"
+    assert first.headers["Pragma"] == "no-cache"
+    resumed = post_json(emu, SESSION, headers={"Cookie": php_session.removesuffix("; path=/")})
+    assert not any(c.startswith("PHPSESSID=") for c in resumed.headers.get_all("Set-Cookie", []))
+    assert resumed.headers["Cache-Control"] == "no-store, no-cache, must-revalidate"
+    assert resumed.headers["Pragma"] == "no-cache"
+    chat = submit(emu)  # /mwai-ui/ starts no PHP session
+    assert not any(c.startswith("PHPSESSID=") for c in chat.headers.get_all("Set-Cookie", []))
+    assert "Pragma" not in chat.headers and "Expires" not in chat.headers
 
 
 def test_start_session_new_token_rule(emu: Emulator) -> None:
@@ -857,17 +922,51 @@ def test_json_reply_bytes(emu: Emulator) -> None:
         b'"actions":[],"shortcuts":[],"blocks":[],"usage":{"prompt_tokens":'
     )
     body = json.loads(answer.body)
-    assert list(body) == ["success", "reply", "images", "actions", "shortcuts", "blocks", "usage"]
+    assert list(body) == [
+        "success",
+        "reply",
+        "images",
+        "actions",
+        "shortcuts",
+        "blocks",
+        "usage",
+        "responseId",
+    ]
     usage = body["usage"]
     assert list(usage) == [
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
         "price",
+        "queries",
         "accuracy",
     ]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
-    assert isinstance(usage["price"], float) and usage["accuracy"] == "tokens"
+    assert usage["price"] is None and usage["accuracy"] == "tokens"
+
+
+def test_usage_and_response_id_as_a_real_site_writes_them(emu: Emulator) -> None:
+    # aiengine-submit-json-ok.txt / -stream-ok.txt: no price for the model, one query, and
+    # the Responses API's id last.
+    emu.responder = ScriptedResponder(["abcdefgh"])  # 2 tokens (four characters a token)
+    answer = submit(emu, "Hola", messages=[])
+    tail = re.search(rb',"usage":(.*)\}$', answer.body)
+    assert tail
+    usage, _, response_id = tail[1].partition(b',"responseId":')
+    prompt = math.ceil(len(INSTRUCTIONS) / 4) + 1  # the system message and "Hola"
+    assert usage == (
+        b'{"prompt_tokens":%d,"completion_tokens":2,"total_tokens":%d,"price":null,'
+        b'"queries":1,"accuracy":"tokens"}' % (prompt, prompt + 2)
+    )
+    assert re.fullmatch(rb'"resp_[0-9a-f]{32}"', response_id)
+    emu.responder = ScriptedResponder(["abcdefgh"])
+    streamed = final(lines(submit(emu, "Hola", messages=[], stream=True)))
+    assert list(streamed)[-2:] == ["usage", "responseId"]
+    assert streamed["usage"] == json.loads(usage)
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", streamed["responseId"])
+    assert streamed["responseId"] != json.loads(response_id)  # one per reply
+    emu.mwai.responses_api = False  # another engine: no id
+    assert "responseId" not in json.loads(submit(emu).body)
 
 
 def test_usage_can_be_null_or_left_out(emu: Emulator) -> None:
