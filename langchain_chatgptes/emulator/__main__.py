@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 from langchain_chatgptes.emulator import (
@@ -14,6 +16,14 @@ from langchain_chatgptes.emulator import (
     Emulator,
     MwaiOptions,
 )
+
+
+class _Stop(Exception):
+    """SIGTERM arrived: stop serving, as Ctrl-C does."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,15 +120,19 @@ def _emulator(options: dict[str, Any]) -> Emulator:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the options, serve until Ctrl-C."""
-    emulator = _emulator(vars(_parser().parse_args(argv))).start()
-    print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
+    """Parse the options, serve until Ctrl-C or SIGTERM."""
+    emulator = _emulator(vars(_parser().parse_args(argv)))
+    # A shell's background job ignores SIGINT, so SIGTERM stops it cleanly too.
+    signal.signal(signal.SIGTERM, _stop)
     try:
+        emulator.start()
+        print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         emulator.stop()
 
 

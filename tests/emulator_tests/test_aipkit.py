@@ -9,17 +9,12 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,9 +28,8 @@ from langchain_chatgptes.emulator import (
     ScriptedResponder,
 )
 
-from .conftest import T0, Answer, request
+from .conftest import T0, Answer, emulator_cli, request, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 AJAX = "/wp-admin/admin-ajax.php"
 PREAMBLE = ":" + " " * 4096 + "\n\n"
 ERR_ID = f"err-{int(T0)}"
@@ -1015,30 +1009,8 @@ def test_legacy_mode_answers_a_sequence_with_its_text() -> None:
 
 
 def test_cli_plugin_aipkit() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_chatgptes.emulator",
-            "--port",
-            "0",
-            "--plugin",
-            "aipkit",
-            "--bot-id",
-            "42",
-            "--aipkit-layout",
-            "popup",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().split()[4]
+    args = ("--plugin", "aipkit", "--bot-id", "42", "--aipkit-layout", "popup")
+    with emulator_cli(*args) as (proc, base_url):
         ((tag_id, config),) = data_configs(request(base_url).text)
         assert (tag_id, config["botId"]) == ("aipkit_popup_wrapper_42", 42)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0

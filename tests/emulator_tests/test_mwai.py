@@ -11,16 +11,11 @@ import hmac
 import html
 import json
 import math
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,9 +30,8 @@ from langchain_chatgptes.emulator import (
 )
 from langchain_chatgptes.emulator._mwai_pages import clean_params, data_attribute
 
-from .conftest import T0, Answer, request
+from .conftest import T0, Answer, emulator_cli, request, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = "/wp-json/mwai-ui/v1/chats/submit"
 SESSION = "/wp-json/mwai/v1/start_session"
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -1239,36 +1233,13 @@ def test_other_plugins_answer_a_sequence_with_mwai_events_by_its_text() -> None:
 
 
 def test_cli_plugin_mwai() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_chatgptes.emulator",
-            "--port",
-            "0",
-            "--plugin",
-            "mwai",
-            "--mwai-bot",
-            "sales",
-            "--rest-url-style",
-            "plain",
-            "--max-length",
-            "100",
-            "--no-stream-option",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().split()[4]
+    args = ("--plugin", "mwai", "--mwai-bot", "sales", "--rest-url-style", "plain")
+    with emulator_cli(*args, "--max-length", "100", "--no-stream-option") as (proc, base_url):
         (found,) = containers(request(base_url).text)
         assert found["system"]["botId"] == "sales"
         assert found["system"]["restUrl"] == base_url + "/index.php?rest_route="
         assert found["system"]["stream"] is False
-        assert found["params"]["textInputMaxLength"] == 100.0
+        assert found["params"]["textInputMaxLength"] == 100
         session = request(
             base_url + "/index.php?rest_route=/mwai/v1/start_session",
             "POST",
@@ -1276,6 +1247,4 @@ def test_cli_plugin_mwai() -> None:
             {"Content-Type": "application/json"},
         )
         assert json.loads(session.body)["success"] is True
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0

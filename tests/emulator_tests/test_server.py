@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -26,9 +23,7 @@ from langchain_chatgptes.emulator import (
 from langchain_chatgptes.emulator.__main__ import _emulator, _parser
 from langchain_chatgptes.emulator._plugin import AJAX_PATH
 
-from .conftest import T0, chat_fields, post, request
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import T0, chat_fields, emulator_cli, post, request, stop
 
 
 def test_recording(emu: Emulator) -> None:
@@ -161,23 +156,17 @@ def test_port_in_use_raises() -> None:
         Emulator(port=emu.port).start()
 
 
-def test_cli_serves_until_interrupted() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "langchain_chatgptes.emulator", "--port", "0", "--stream"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        base_url = line.split()[4]
+def test_cli_serves_until_terminated() -> None:
+    with emulator_cli("--stream") as (proc, base_url):
         html = request(base_url).text
         assert 'data-openai_stream_nav="1"' in html
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0  # SIGTERM: what a background job (SIGINT ignored) can get
+
+
+def test_cli_stops_on_ctrl_c() -> None:
+    with emulator_cli(ctrl_c=True) as (proc, base_url):
+        assert request(base_url).status == 200
+        assert stop(proc, signal.SIGINT) == 0
 
 
 def test_missing_aiohttp_explains_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
