@@ -112,7 +112,7 @@ def run(client: str, scenario: str, emulator: Emulator, **options: Any) -> dict[
         env["PYTHONPATH"] = str(G4F[client])
     command = [sys.executable, str(CLIENT_SCRIPT), "--client", client, "--scenario", scenario]
     command += ["--base-url", emulator.base_url, "--nonce", emulator.current_nonce()]
-    command += ["--post-id", emulator.post_id, "--bot-id", str(emulator.aipkit_bots[0])]
+    command += ["--post-id", emulator.post_id, "--bot-id", str(emulator.aipkit.bots[0])]
     for key, value in options.items():
         command += [f"--{key}", str(value)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
@@ -337,7 +337,7 @@ def protocol_group(plugin: str, results: Results) -> None:
     """The same figures on a site of another plugin, against that protocol's raw floor."""
     label, requests, floor_does = PROTOCOL_GROUPS[plugin]
     floor_sync, floor_async = f"floor-{plugin}-sync", f"floor-{plugin}-async"
-    with Emulator(plugin=plugin) as emulator:  # type: ignore[arg-type]
+    with Emulator(plugin=plugin) as emulator:
         for client in ("chatgptes-sync", "chatgptes-async", floor_sync):
 
             def measure(client: str = client) -> float:

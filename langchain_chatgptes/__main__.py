@@ -131,7 +131,7 @@ def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | No
     from langchain_chatgptes.emulator import DEFAULT_PLUGIN, PLUGINS, Emulator
 
     # The plugin asked for, when the emulator has it; else the emulator's default one.
-    plugin: Any = args.plugin if args.plugin in PLUGINS else DEFAULT_PLUGIN
+    plugin = args.plugin if args.plugin in PLUGINS else DEFAULT_PLUGIN
     with Emulator(stream=stream, chunk_delay=0.02, plugin=plugin) as emulator:
         print(f"[local chatgpt.es emulator ({plugin}) at {emulator.base_url}]", file=sys.stderr)
         yield emulator.base_url

@@ -10,13 +10,18 @@ to the site (nonces, JSON or event-stream replies, the site's errors)::
         ...  # point the client at emu.base_url
         assert emu.chat_requests()[0].form["message"] == "Hi"
 
-``Emulator(plugin="aipkit")`` is a site running AIPKit (AI Power / AI Puffer >= 2.3) instead:
-``data-config`` bots, the cache POST + SSE stream, the nonce refresh endpoint, server-side
-history (``aipkit_version="2.4.0"`` adds ``streamEnabled`` and the JSON endpoint).
+``Emulator(plugin="aipkit", aipkit=AipkitOptions(bots=(5,)))`` is a site running AIPKit (AI
+Power / AI Puffer >= 2.3) instead: ``data-config`` bots, the cache POST + SSE stream, the nonce
+refresh endpoint, server-side history (``AipkitOptions(version="2.4.0")`` adds
+``streamEnabled`` and the JSON endpoint).
 
-``Emulator(plugin="mwai")`` is a site running AI Engine (Meow Apps) 3.6.2: ``data-system`` bots,
-the WordPress REST API with ``rest_cookie_check_errors``, ``POST /mwai/v1/start_session`` and
-``POST /mwai-ui/v1/chats/submit`` (JSON or ``data:`` lines), client-side history.
+``Emulator(plugin="mwai", mwai=MwaiOptions(...))`` is a site running AI Engine (Meow Apps)
+3.6.2: ``data-system`` bots, the WordPress REST API with ``rest_cookie_check_errors``,
+``POST /mwai/v1/start_session`` and ``POST /mwai-ui/v1/chats/submit`` (JSON or ``data:``
+lines), client-side history.
+
+:data:`PLUGINS` names the emulated plugins (:data:`DEFAULT_PLUGIN` first); each is a
+``PluginSite`` subclass in the emulator's registry.
 
 Needs aiohttp: ``pip install "langchain-chatgptes[emulator]"``. Run it standalone with
 ``python -m langchain_chatgptes.emulator --port 8000``.
@@ -29,7 +34,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'The chatgpt.es emulator needs aiohttp: pip install "langchain-chatgptes[emulator]"'
     ) from exc
 
-from langchain_chatgptes.emulator._server import Emulator, RecordedRequest
+from langchain_chatgptes.emulator._aipkit import AipkitOptions
+from langchain_chatgptes.emulator._mwai import MwaiOptions
+from langchain_chatgptes.emulator._records import RecordedRequest
+from langchain_chatgptes.emulator._registry import DEFAULT_PLUGIN, PLUGINS
+from langchain_chatgptes.emulator._server import Emulator
+from langchain_chatgptes.emulator._site import PluginSite
 from langchain_chatgptes.emulator._tool_model import CallStyle, ToolModelResponder
 from langchain_chatgptes.emulator.responders import (
     ChatRequest,
@@ -39,17 +49,16 @@ from langchain_chatgptes.emulator.responders import (
     ScriptedResponder,
 )
 
-PLUGINS = ("wpaicg", "aipkit", "mwai")
-"""The plugins the emulator runs (``Emulator(plugin=...)``), its default first."""
-DEFAULT_PLUGIN = PLUGINS[0]
-
 __all__ = [
     "DEFAULT_PLUGIN",
     "PLUGINS",
+    "AipkitOptions",
     "CallStyle",
     "ChatRequest",
     "EchoResponder",
     "Emulator",
+    "MwaiOptions",
+    "PluginSite",
     "RecordedRequest",
     "Reply",
     "Responder",

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
-from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.emulator import (
+    DEFAULT_PLUGIN,
+    PLUGINS,
+    AipkitOptions,
+    Emulator,
+    MwaiOptions,
+)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the options, serve until Ctrl-C."""
+class _Stop(Exception):
+    """SIGTERM arrived: stop serving, as Ctrl-C does."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The emulator's options; ``aipkit_*`` and ``mwai_*`` go to the plugins' settings."""
     parser = argparse.ArgumentParser(
         prog="python -m langchain_chatgptes.emulator", description=__doc__
     )
@@ -49,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     add("--page-endpoint", default=None, help="the chat endpoint the page names (hostile pages)")
     add(
         "--plugin",
-        choices=["wpaicg", "aipkit", "mwai"],
-        default="wpaicg",
+        choices=PLUGINS,
+        default=DEFAULT_PLUGIN,
         help="aipkit: AI Power >= 2.3; mwai: AI Engine 3.6.2",
     )
     add("--aipkit-version", default="2.4.71", help="e.g. 2.4.0 for streamEnabled + JSON endpoint")
@@ -75,25 +92,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     mwai("--rest-nonce-in-page", action="store_true", dest="mwai_rest_nonce_in_page")
     mwai("--no-start-session", action="store_false", dest="mwai_start_session")
     mwai("--no-stream-option", action="store_false", dest="mwai_stream_option")
-    mwai("--rest-url-style", choices=["pretty", "plain", "relative"], default="pretty")
+    mwai(
+        "--rest-url-style",
+        choices=["pretty", "plain", "relative"],
+        default="pretty",
+        dest="mwai_rest_url_style",
+    )
     mwai("--max-messages", type=int, default=15, dest="mwai_max_messages")
     mwai("--moderate", action="append", default=[], dest="mwai_moderation", help="a word")
     mwai("--no-usage", action="store_false", dest="mwai_usage", help="no usage key")
-    options = vars(parser.parse_args(argv))
-    options["mwai_rest_url_style"] = options.pop("rest_url_style")
-    for name in ("aipkit_bots", "mwai_bots", "mwai_instructions"):
-        if options[name] is None:
-            del options[name]  # the emulator's default
-    if options["mwai_text_input_max_length"] <= 0:
-        options["mwai_text_input_max_length"] = None  # no length check
-    emulator = Emulator(**options).start()
-    print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
+    return parser
+
+
+def _emulator(options: dict[str, Any]) -> Emulator:
+    """An emulator with these options; the plugins' own go into their settings objects."""
+    settings: dict[str, dict[str, Any]] = {"aipkit": {}, "mwai": {}}
+    for name in list(options):
+        prefix, _, key = name.partition("_")
+        if prefix in settings:
+            value = options.pop(name)
+            if value is not None:  # not given: the plugin's default
+                settings[prefix][key] = value
+    mwai = settings["mwai"]
+    if mwai.get("text_input_max_length", 1) <= 0:
+        mwai["text_input_max_length"] = None  # no length check
+    return Emulator(**options, aipkit=AipkitOptions(**settings["aipkit"]), mwai=MwaiOptions(**mwai))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the options, serve until Ctrl-C or SIGTERM."""
+    emulator = _emulator(vars(_parser().parse_args(argv)))
+    # A shell's background job ignores SIGINT, so SIGTERM stops it cleanly too.
+    signal.signal(signal.SIGTERM, _stop)
     try:
+        emulator.start()
+        print(f"chatgpt.es emulator listening on {emulator.base_url}  (Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stop):
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         emulator.stop()
 
 

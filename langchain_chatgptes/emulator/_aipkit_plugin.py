@@ -193,3 +193,15 @@ ERROR_ID_PREFIX = "err-"
 
 MAX_MESSAGES = 15
 """History turns fed to the model, the bot setting's default (A.5)."""
+
+# --- the OpenAI provider's Responses API (real-plugins.md, AIPKit 1) ------------------------------
+
+RESPONSE_STATUSES = ("response.created", "response.in_progress")
+"""The ``status`` events sent, in this order, once the upstream response began
+(``{"type":…,"status":"in_progress","response_id":"resp_…"}``; ``aipkit-stream-ok.txt``)."""
+
+RESPONSE_ID_EVENT = "openai_response_id"
+"""The event naming the upstream response (``{"id":"resp_…"}``), last before ``done``."""
+
+RESPONSE_ID_PREFIX = "resp_"
+"""OpenAI's response ids: ``resp_`` and 32 hex digits in the transcripts."""

@@ -44,7 +44,8 @@ def clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """``clean_params()`` (B.1; source ``chatbot.php:1428-1450``).
 
     Numbers and numeric strings become floats, ``"true"``/``"false"`` (any case) booleans;
-    ``restNonce``, nulls, arrays and empty strings are kept as they are.
+    ``restNonce``, nulls, arrays and empty strings are kept as they are. ``json_encode``
+    prints a whole float without ``.0`` (``512``, as a real page shows: ``real-plugins.md``).
     """
     cleaned = dict(params)
     for key, value in params.items():

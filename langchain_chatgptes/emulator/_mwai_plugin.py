@@ -219,5 +219,28 @@ VISIBILITY = {
 """An event's default ``visibility`` by ``subtype``; others are ``visible`` (B.3 table; source
 ``classes/event.php``)."""
 
-USAGE_PRICES = (0.15e-6, 0.6e-6)
-"""The emulator's price per prompt and completion token for ``usage.price``."""
+USAGE_ACCURACY = "tokens"
+"""``usage.accuracy`` of a reply whose counts came from the model (``real-plugins.md``)."""
+
+RESPONSE_ID_PREFIX = "resp_"
+"""``responseId`` of a reply from the Responses API: ``resp_`` and 32 hex digits in the
+transcripts (``aiengine-submit-json-ok.txt``)."""
+
+# --- the PHP session the plugin starts under /mwai/ (B.2; real-plugins.md, AI Engine 2) ----------
+
+PHP_SESSION_PATH = "/mwai/"
+"""Requests whose route starts here start a PHP session (``classes/core.php:79``)."""
+
+PHP_SESSION_COOKIE = "PHPSESSID"
+"""PHP's session cookie, set with ``path=/`` when the request has none."""
+
+PHP_SESSION_ID_CHARS = "0123456789abcdefghijklmnopqrstuv"
+PHP_SESSION_ID_LENGTH = 26
+"""A new session id: 26 characters of 5 bits each (PHP 8's ``session.sid_*`` defaults)."""
+
+PHP_SESSION_HEADERS = {
+    "Expires": "Thu, 19 Nov 1981 08:52:00 GMT",
+    "Cache-Control": "no-store, no-cache, must-revalidate",
+    "Pragma": "no-cache",
+}
+"""``session_start()`` with ``session.cache_limiter = nocache`` (``aiengine-start-session.txt``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,29 +59,105 @@ def _example(schema: Any, text: str, defs: dict[str, Any], numbers: list[str]) -
         return None
     if "$ref" in schema:
         return _example(defs.get(schema["$ref"].rsplit("/", 1)[-1]), text, defs, numbers)
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = [s for s in schema.get(key, []) if s.get("type") != "null"]
-        if options:
-            return _example(options[0], text, defs, numbers)
+    option = _first_option(schema)
+    if option is not None:
+        return _example(option, text, defs, numbers)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type", "object")
-    if kind == "object":
-        properties = schema.get("properties", {})
-        names = schema.get("required") or list(properties)
-        return {name: _example(properties[name], text, defs, numbers) for name in names}
-    if kind in ("integer", "number"):
-        value = float(numbers.pop(0)) if numbers else 1
-        return int(value) if kind == "integer" else value
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return [_example(schema.get("items", {}), text, defs, numbers)]
+    return _EXAMPLES.get(kind, _text_example)(schema, text, defs, numbers)
+
+
+def _first_option(schema: dict[str, Any]) -> Any:
+    """The first option of ``anyOf``, ``oneOf`` or ``allOf`` that is not ``null``, if any."""
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [s for s in schema.get(key, []) if s.get("type") != "null"]
+        if options:
+            return options[0]
+    return None
+
+
+def _object_example(
+    schema: dict[str, Any], text: str, defs: dict[str, Any], numbers: list[str]
+) -> Any:
+    properties = schema.get("properties", {})
+    names = schema.get("required") or list(properties)
+    return {name: _example(properties[name], text, defs, numbers) for name in names}
+
+
+def _number_example(
+    schema: dict[str, Any], text: str, defs: dict[str, Any], numbers: list[str]
+) -> Any:
+    value = float(numbers.pop(0)) if numbers else 1
+    return int(value) if schema.get("type") == "integer" else value
+
+
+def _array_example(
+    schema: dict[str, Any], text: str, defs: dict[str, Any], numbers: list[str]
+) -> Any:
+    return [_example(schema.get("items", {}), text, defs, numbers)]
+
+
+def _text_example(
+    schema: dict[str, Any], text: str, defs: dict[str, Any], numbers: list[str]
+) -> Any:
     quoted = _QUOTED.search(text)
     place = _PLACE.search(text)
     return quoted.group(1) if quoted else place.group(1).strip() if place else text
+
+
+_EXAMPLES: dict[str, Callable[[dict[str, Any], str, dict[str, Any], list[str]], Any]] = {
+    "object": _object_example,
+    "integer": _number_example,
+    "number": _number_example,
+    "boolean": lambda schema, text, defs, numbers: True,
+    "array": _array_example,
+}
+"""How :func:`_example` fills each JSON Schema type (anything else: a string)."""
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """What the model reads in a prompt.
+
+    Attributes:
+        message: The whole prompt as one text.
+        tools: The ``<tools>`` listing (empty: none).
+        schema: The ``<response_schema>`` (None: none).
+        turn: The last user or tool-result turn's text.
+        after_tool: Whether that turn is a tool result.
+        forced: The tool the prompt says must be called, if any.
+        must_call: Whether some tool must be called.
+    """
+
+    message: str
+    tools: list[dict[str, Any]]
+    schema: Any
+    turn: str
+    after_tool: bool
+    forced: str | None
+    must_call: bool
+
+    @classmethod
+    def read(cls, message: str) -> _Prompt:
+        """Read the client's tool prompt out of ``message``."""
+        tools = json.loads(match.group(1)) if (match := _TOOLS.search(message)) else []
+        schema = json.loads(match.group(1)) if (match := _SCHEMA.search(message)) else None
+        turns = list(_TURN.finditer(message))
+        last = turns[-1] if turns else None
+        turn = message[last.end() :] if last else message
+        forced = _NAMED.search(message)
+        return cls(
+            message=message,
+            tools=tools,
+            schema=schema,
+            turn=turn.removesuffix("Assistant:").strip(),
+            after_tool=last is not None and last.group(1).startswith("Tool result"),
+            forced=forced.group(1) if forced else None,
+            must_call=bool(forced) or "You MUST call at least one tool" in message,
+        )
 
 
 @dataclass
@@ -108,42 +185,44 @@ class ToolModelResponder:
 
     def __call__(self, request: ChatRequest) -> Reply | str:
         """Read the prompt and answer as described in the class docstring."""
-        message = _prompt_text(request)
-        tools = json.loads(match.group(1)) if (match := _TOOLS.search(message)) else []
-        schema = json.loads(match.group(1)) if (match := _SCHEMA.search(message)) else None
-        turns = list(_TURN.finditer(message))
-        last = turns[-1] if turns else None
-        turn = message[last.end() :] if last else message
-        turn = turn.removesuffix("Assistant:").strip()
-        after_tool = last is not None and last.group(1).startswith("Tool result")
-        forced = _NAMED.search(message)
-        must_call = bool(forced) or "You MUST call at least one tool" in message
-        if tools and (must_call or not after_tool):
-            called = set(_CALLED.findall(message))
-            tool = self._pick(tools, turn, forced.group(1) if forced else None, must_call, called)
-            if after_tool and not forced:  # e.g. the structured-answer tool after a result
-                tool = next((t for t in tools if t["name"] not in called), tools[0])
-            if tool is not None:
-                if self._mistakes < self.malformed_first:
-                    self._mistakes += 1
-                    if self._mistakes % 2:
-                        return "I am not sure which tool to use."
-                    return f"<tool_call>I would call {tool['name']} now</tool_call>"
-                parameters = tool.get("parameters", {})
-                defs = parameters.get("$defs", {})
-                args = _example(parameters, turn, defs, _NUMBER.findall(turn)) or {}
-                return self.preamble + self._call(tool["name"], args)
-        if schema is None and "reply with only a valid JSON object" in message:
+        prompt = _Prompt.read(_prompt_text(request))
+        call = self._tool_call(prompt)
+        if call is not None:
+            return call
+        schema = prompt.schema
+        if schema is None and "reply with only a valid JSON object" in prompt.message:
             # JSON mode: the user's words name the keys ("... with 'setup' and 'punchline' keys").
-            keys = _QUOTED.findall(turn) or ["answer"]
+            keys = _QUOTED.findall(prompt.turn) or ["answer"]
             schema = {"type": "object", "properties": {key: {"type": "string"} for key in keys}}
         if schema is not None:
-            value = _example(schema, turn, schema.get("$defs", {}), _NUMBER.findall(turn))
+            numbers = _NUMBER.findall(prompt.turn)
+            value = _example(schema, prompt.turn, schema.get("$defs", {}), numbers)
             answer = json.dumps(value, ensure_ascii=False)
             return f"```json\n{answer}\n```" if self.fence_json else answer
-        if after_tool:
-            return f"The tool says: {turn}"
+        if prompt.after_tool:
+            return f"The tool says: {prompt.turn}"
         return EchoResponder()(request)
+
+    def _tool_call(self, prompt: _Prompt) -> str | None:
+        """The call the prompt asks for (or a planned mistake), or None to answer in text."""
+        tools = prompt.tools
+        if not tools or (prompt.after_tool and not prompt.must_call):
+            return None
+        called = set(_CALLED.findall(prompt.message))
+        tool = self._pick(tools, prompt.turn, prompt.forced, prompt.must_call, called)
+        if prompt.after_tool and prompt.forced is None:  # e.g. the structured-answer tool
+            tool = next((t for t in tools if t["name"] not in called), tools[0])
+        if tool is None:
+            return None
+        if self._mistakes < self.malformed_first:
+            self._mistakes += 1
+            if self._mistakes % 2:
+                return "I am not sure which tool to use."
+            return f"<tool_call>I would call {tool['name']} now</tool_call>"
+        parameters = tool.get("parameters", {})
+        defs = parameters.get("$defs", {})
+        args = _example(parameters, prompt.turn, defs, _NUMBER.findall(prompt.turn)) or {}
+        return self.preamble + self._call(tool["name"], args)
 
     @staticmethod
     def _pick(

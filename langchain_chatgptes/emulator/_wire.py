@@ -55,23 +55,27 @@ def sse_events(reply: Reply, *, created: int, legacy_trailing_json: bool) -> lis
     """The event-stream rendering of a reply, or None when the plugin answers JSON anyway."""
     if reply.kind == "text":
         return _completion_events(reply.content, created, legacy_trailing_json)
-    if reply.kind in ("site_error", "exception"):
-        # The plugin streams an error message as one fake delta per word.
-        words = [
-            "event: message\ndata: "
-            + php_json({"choices": [{"delta": {"content": (" " if i else "") + word}}]})
-            + "\n\n"
-            for i, word in enumerate(reply.content.split(" "))
-        ]
-        end = 'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
-        return [w.encode() for w in words] + [
-            (end if reply.kind == "site_error" else "data: [LIMITED]\n\n").encode()
-        ]
+    if reply.kind == "site_error":
+        # Sent twice: a real 2.2 site streams the whole block again (real-plugins.md, legacy 1).
+        return _error_words(reply.content, b'data: {"choices":[{"finish_reason":"stop"}]}\n\n') * 2
+    if reply.kind == "exception":
+        return _error_words(reply.content, b"data: [LIMITED]\n\n")
     if reply.kind == "token_limit":
         return [f"data: {php_json({'msg': LIMIT_REACHED_MSG, TOKEN_LIMIT_KEY: True})}\n\n".encode()]
     if reply.kind in ("ipBanned", "messageFlagged"):
         return [f"data: {php_json({'msg': reply.content, reply.kind: True})}\n\n".encode()]
     return None
+
+
+def _error_words(message: str, end: bytes) -> list[bytes]:
+    """An error streamed as one fake delta per word (§3.6), then ``end``."""
+    words = [
+        "event: message\ndata: "
+        + php_json({"choices": [{"delta": {"content": (" " if i else "") + word}}]})
+        + "\n\n"
+        for i, word in enumerate(message.split(" "))
+    ]
+    return [word.encode() for word in words] + [end]
 
 
 def _completion_events(answer: str, created: int, legacy_trailing_json: bool) -> list[bytes]:

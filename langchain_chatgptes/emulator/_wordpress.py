@@ -12,10 +12,11 @@ import hmac
 import json
 import math
 import re
+from collections.abc import Mapping
 from email import policy
 from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from langchain_chatgptes.emulator._plugin import GREETING
 
@@ -24,6 +25,32 @@ NOCACHE_HEADERS = {
     "Cache-Control": "no-cache, must-revalidate, max-age=0",
 }
 """``nocache_headers()``, sent by admin-ajax.php for every registered action."""
+
+
+def request_action(query: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """``$_REQUEST['action']`` of an admin-ajax request: the body's wins over the query's."""
+    return {**query, **form}.get("action", "")
+
+
+def origin_headers(origin: str, site_url: str) -> dict[str, str]:
+    """``send_origin_headers()`` of admin-ajax.php: only the site's own origin is echoed.
+
+    Over http or https, with or without the port (``get_allowed_http_origins``).
+    """
+    site = urlsplit(site_url)
+    allowed = {
+        f"{scheme}://{host}"
+        for scheme in ("http", "https")
+        for host in (site.hostname, site.netloc)
+    }
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+    return {}
+
+
+def api_link(rest_root: str) -> str:
+    """The ``Link`` header WordPress sends with pages and REST replies (the REST API's root)."""
+    return f'<{rest_root}>; rel="https://api.w.org/"'
 
 
 def create_nonce(secret: str, action: str, now: float, life: float) -> str:
@@ -206,19 +233,20 @@ def absint(value: str) -> int:
 def _php_float(number: float) -> str:
     """A float as PHP >= 7.1 ``json_encode`` writes it (``serialize_precision = -1``).
 
-    The shortest round-trip digits, like Python's ``repr``, but PHP keeps ``.0`` in the
-    mantissa and writes the exponent without padding (``4.0e-5``, ``1.0e+25``), and only
-    switches to it above 17 integer digits.
+    The shortest round-trip digits, like Python's ``repr``, but a whole number has no
+    ``.0`` (no ``JSON_PRESERVE_ZERO_FRACTION``: ``512.0`` is ``512``, as a real AI Engine
+    page shows, ``real-plugins.md``), an exponent keeps ``.0`` in the mantissa and has no
+    padding (``4.0e-5``, ``1.0e+25``), and PHP only switches to it above 17 integer digits.
     """
     if math.isnan(number) or math.isinf(number):
         raise ValueError("json_encode cannot encode NAN or INF")
     text = repr(number)
     if "e" not in text:
-        return text
+        return text.removesuffix(".0")
     mantissa, exponent = text.split("e")
     power = int(exponent)
     if 0 <= power < 17:  # Python goes exponential from 1e16, PHP from 1e17
-        return f"{int(number)}.0"
+        return str(int(number))
     if "." not in mantissa:
         mantissa += ".0"
     return f"{mantissa}e{'+' if power >= 0 else '-'}{abs(power)}"
@@ -227,8 +255,9 @@ def _php_float(number: float) -> str:
 def php_encode(obj: Any) -> str:
     r"""``json_encode($x)`` with default flags, floats included (see :func:`php_json`).
 
-    ``/`` is ``\/``, non-ASCII is ``\uXXXX`` (surrogate pairs above U+FFFF), floats keep
-    ``.0``; a tuple or list is an array, a dict an object (an empty one ``{}``).
+    ``/`` is ``\/``, non-ASCII is ``\uXXXX`` (surrogate pairs above U+FFFF), a whole float
+    is written as an integer; a tuple or list is an array, a dict an object (an empty one
+    ``{}``).
     """
     if obj is None or isinstance(obj, bool | int | str):
         return php_json(obj)

@@ -53,7 +53,9 @@ class Reply:
         parts: The pieces of a :meth:`sequence`.
 
     The AIPKit plugin (``Emulator(plugin="aipkit")``) renders the same replies as stream
-    events: :meth:`text` as ``{"delta":…}`` events after ``message_start`` and before ``done``;
+    events: :meth:`text` as ``{"delta":…}`` events after ``message_start`` and before ``done``
+    (on the Responses API, ``AipkitOptions.responses_api``, between two ``status`` events
+    and an ``openai_response_id`` one, as a real 2.4.71 site sends them);
     :meth:`site_error` as ``error`` "API Error: …" after ``message_start`` and without
     ``done``; :meth:`exception` likewise with "Connection Error: …"; :meth:`error` (e.g.
     "API key missing for OpenAI."), :meth:`flag` and :meth:`token_limit` (the quota error
@@ -89,7 +91,10 @@ class Reply:
 
     @classmethod
     def site_error(cls, msg: str) -> Reply:
-        """An upstream error (JSON ``status: error``, or word events ending in ``stop``)."""
+        """An upstream error (JSON ``status: error``, or word events ending in ``stop``).
+
+        Streamed, the block is sent twice, as a real 2.2 site does (``real-plugins.md``).
+        """
         return cls("site_error", msg)
 
     @classmethod

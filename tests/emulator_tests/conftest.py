@@ -7,9 +7,16 @@ bytes exactly as sent, so the tests see the emulator's wire format and nothing e
 from __future__ import annotations
 
 import http.client
+import os
+import select
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -18,6 +25,13 @@ from langchain_chatgptes.emulator import Emulator
 from langchain_chatgptes.emulator._plugin import ACTION, AJAX_PATH
 
 T0 = 1_800_000_000.0  # a fixed clock: nonce ticks are then known in advance
+ROOT = Path(__file__).resolve().parents[2]
+CLI = "langchain_chatgptes.emulator"
+CTRL_C = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    f"from {CLI}.__main__ import main; main(sys.argv[1:])"
+)
+"""The command line with Python's own Ctrl-C handler, even where SIGINT came in ignored."""
 
 
 @dataclass
@@ -83,3 +97,38 @@ def post(
 def emu() -> Iterator[Emulator]:
     with Emulator(clock=lambda: T0) as emulator:
         yield emulator
+
+
+@contextmanager
+def emulator_cli(*args: str, ctrl_c: bool = False) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run the emulator's command line on a free port; yield the process and its base URL.
+
+    The process never outlives the test: whatever happens (a failed assertion included), it
+    is killed and reaped on the way out. ``ctrl_c``: with Python's SIGINT handler installed.
+    """
+    command = ["-c", CTRL_C] if ctrl_c else ["-m", CLI]
+    proc = subprocess.Popen(  # noqa: S603 (our own interpreter and package)
+        [sys.executable, *command, "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "the emulator did not say where it listens within 30 s"
+        line = proc.stdout.readline()
+        assert "listening on" in line, line
+        yield proc, line.split()[4]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def stop(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGTERM) -> int:
+    """Stop the command line as a service manager (or a shell's ``kill``) does; its status."""
+    proc.send_signal(sig)
+    return proc.wait(timeout=10)

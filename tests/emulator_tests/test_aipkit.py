@@ -9,32 +9,27 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
 from langchain_chatgptes.emulator import (
+    AipkitOptions,
     ChatRequest,
     Emulator,
     Reply,
     ScriptedResponder,
 )
 
-from .conftest import T0, Answer, request
+from .conftest import T0, Answer, emulator_cli, request, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 AJAX = "/wp-admin/admin-ajax.php"
 PREAMBLE = ":" + " " * 4096 + "\n\n"
 ERR_ID = f"err-{int(T0)}"
@@ -199,7 +194,7 @@ def data_configs(page: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_inline_page_markup_and_exact_escaping() -> None:
     name = "Ayuda <b> & 'co' \"IA\" / ñ 😀"
-    with Emulator(plugin="aipkit", clock=lambda: T0, aipkit_header_name=name) as emu:
+    with Emulator(plugin="aipkit", clock=lambda: T0, aipkit=AipkitOptions(header_name=name)) as emu:
         answer = request(emu.base_url)
         page = answer.text
         nonce = emu.current_nonce()
@@ -254,7 +249,7 @@ def test_nonce_is_the_wordpress_hmac_of_the_aipkit_action(emu: Emulator) -> None
 
 
 def test_popup_page_puts_the_config_on_the_wrapper() -> None:
-    with Emulator(plugin="aipkit", aipkit_layout="popup", aipkit_bots=(7,)) as emu:
+    with Emulator(plugin="aipkit", aipkit=AipkitOptions(layout="popup", bots=(7,))) as emu:
         page = request(emu.base_url + "/chat/").text
     assert re.search(
         r'<div class="aipkit_popup_wrapper aipkit-popup-theme-light aipkit-popup-standard" '
@@ -274,8 +269,8 @@ def test_popup_page_puts_the_config_on_the_wrapper() -> None:
 
 
 def test_several_bots_render_once_each_in_order() -> None:
-    layout = {9: "popup"}
-    with Emulator(plugin="aipkit", aipkit_bots=(9, 5, 9), aipkit_layout=layout) as emu:  # type: ignore[arg-type]
+    options = AipkitOptions(bots=(9, 5, 9), layout={9: "popup"})
+    with Emulator(plugin="aipkit", aipkit=options) as emu:
         page = request(emu.base_url).text
     configs = data_configs(page)
     assert [(tag, config["botId"]) for tag, config in configs] == [
@@ -374,9 +369,9 @@ def test_refresh_endpoint(emu: Emulator) -> None:
     assert emu.chat_requests() == []
 
 
-@pytest.mark.parametrize("knobs", [{"aipkit_nonce_refresh": False}, {"aipkit_version": "2.3.40"}])
+@pytest.mark.parametrize("knobs", [{"nonce_refresh": False}, {"version": "2.3.40"}])
 def test_sites_without_the_refresh_endpoint(knobs: dict[str, Any]) -> None:
-    with Emulator(plugin="aipkit", **knobs) as emu:
+    with Emulator(plugin="aipkit", aipkit=AipkitOptions(**knobs)) as emu:
         answer = post(emu, {"action": "aipkit_get_frontend_chat_nonce"})
         page = request(emu.base_url).text
     assert (answer.status, answer.body) == (400, b"0")
@@ -497,7 +492,7 @@ def test_stream_success_bytes(emu: Emulator) -> None:
     )
     raw = blocks(answer)
     assert raw[-1] == 'event: done\ndata: {"finished":true}'
-    deltas = raw[1:-1]
+    deltas = raw[3:-2]  # after message_start and two status events, before openai_response_id
     assert all(block.startswith('data: {"delta":"') for block in deltas)
     joined = "".join(deltas)
     assert "\\/" in joined and "ó" in joined and "😀" in joined and "\\u2028" in joined
@@ -506,6 +501,48 @@ def test_stream_success_bytes(emu: Emulator) -> None:
     assert MESSAGE_ID.fullmatch(evs[0][2]["message_id"])
     assert answer_text(evs) == 'Hola/adiós "x" \u2028 😀 fin'
     assert len(deltas) > 3
+
+
+def test_every_answer_carries_the_responses_api_events(emu: Emulator) -> None:
+    # shared/reference/real-plugins/aipkit-stream-ok.txt: the OpenAI provider (Responses API).
+    emu.responder = ScriptedResponder(["Hi you"])
+    raw = blocks(stream(emu, cache_key(emu)))
+    response = re.fullmatch(
+        r'event: openai_response_id\ndata: \{"id":"(resp_[0-9a-f]{32})"\}', raw[-2]
+    )
+    assert response
+    status = 'event: status\ndata: {"type":"response.%s","status":"in_progress","response_id":"%s"}'
+    assert raw[0].startswith("event: message_start\n")
+    assert raw[1:3] == [status % ("created", response[1]), status % ("in_progress", response[1])]
+    assert raw[3:-2] == ['data: {"delta":"Hi"}', 'data: {"delta":" you"}']
+    assert raw[-1] == 'event: done\ndata: {"finished":true}'
+    again = blocks(stream(emu, cache_key(emu)))
+    assert again[1].endswith('"}') and again[1] != raw[1]  # a new response each time
+
+
+def test_responses_api_events_follow_the_upstream_response(emu: Emulator) -> None:
+    emu.responder = ScriptedResponder(
+        [Reply.site_error("down"), Reply.sequence("Par", Reply.exception("cut")), "Hi"]
+    )
+    # An upstream refusal: no response began (aipkit-stream-upstream-500.txt).
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        "error",
+    ]
+    # Cut mid-answer: the response began, but never completed (aipkit-stream-upstream-cut.txt).
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        "status",
+        "status",
+        None,
+        "error",
+    ]
+    emu.aipkit.responses_api = False  # another provider: neither event
+    assert [name for name, _, _ in events(stream(emu, cache_key(emu)))] == [
+        "message_start",
+        None,
+        "done",
+    ]
 
 
 def test_one_write_per_event(emu: Emulator) -> None:
@@ -544,7 +581,7 @@ def test_stream_nonce_failure_keeps_the_key(emu: Emulator) -> None:
 
 
 def test_old_stream_nonce_text() -> None:
-    with Emulator(plugin="aipkit", clock=lambda: T0, aipkit_version="2.3.19") as emu:
+    with Emulator(plugin="aipkit", clock=lambda: T0, aipkit=AipkitOptions(version="2.3.19")) as emu:
         answer = stream(emu, cache_key(emu), _ajax_nonce="bad")
     assert answer.text.startswith("event: error\n")  # no preamble before 2.3.93
     assert "Security check failed (nonce)." in answer.text
@@ -566,7 +603,9 @@ def test_stream_validation(emu: Emulator, params: dict[str, Any], message: str) 
 
 
 def test_unpublished_bot_renders_but_does_not_answer() -> None:
-    with Emulator(plugin="aipkit", clock=lambda: T0, aipkit_unpublished={123}) as emu:
+    with Emulator(
+        plugin="aipkit", clock=lambda: T0, aipkit=AipkitOptions(unpublished={123})
+    ) as emu:
         assert data_configs(request(emu.base_url).text)[0][1]["botId"] == 123
         assert turn(emu) == error_events("Invalid chatbot specified.")
 
@@ -587,7 +626,7 @@ def test_quota(emu: Emulator) -> None:
         "You have reached your quota for this period.", quota_notice=notice
     )
     assert turn(emu, "x" * 50, session_id="other")[-1] == DONE  # per session_id
-    emu.aipkit_version = "2.4.4"
+    emu.aipkit.version = "2.4.4"
     assert turn(emu) == error_events("You have reached your quota for this period.")
 
 
@@ -668,10 +707,13 @@ def test_sequence_events_are_never_text(emu: Emulator) -> None:
     evs = turn(emu, conversation_uuid="conv-seq")
     assert [name for name, _, _ in evs if name is not None] == [
         "message_start",
+        "status",  # response.created: the upstream response began
+        "status",  # response.in_progress
         "status",
         "openai_response_id",
         "warning",
         "citations",
+        "openai_response_id",  # the plugin's own, once the answer is complete
         "done",
     ]
     assert answer_text(evs) == "Hello world"
@@ -734,16 +776,18 @@ def test_mid_stream_reset_and_hang(emu: Emulator) -> None:
 
 
 def test_cache_and_refresh_faults(emu: Emulator) -> None:
-    emu.cache_faults.extend([Reply.raw(503, "busy", headers={"Retry-After": "3"}), Reply.reset()])
+    emu.aipkit.cache_faults.extend(
+        [Reply.raw(503, "busy", headers={"Retry-After": "3"}), Reply.reset()]
+    )
     first = cache(emu)
     assert (first.status, first.body, first.headers["Retry-After"]) == (503, b"busy", "3")
     with pytest.raises((ConnectionError, OSError)):
         cache(emu)
     assert cache(emu).status == 200
-    emu.refresh_faults.append(Reply.raw(500, "oops"))
+    emu.aipkit.refresh_faults.append(Reply.raw(500, "oops"))
     assert post(emu, {"action": "aipkit_get_frontend_chat_nonce"}).status == 500
     assert post(emu, {"action": "aipkit_get_frontend_chat_nonce"}).status == 200
-    emu.cache_faults.append(Reply.text("not a fault"))
+    emu.aipkit.cache_faults.append(Reply.text("not a fault"))
     assert cache(emu).status == 500  # a wrong fault is a server error
 
 
@@ -753,7 +797,7 @@ def test_cache_and_refresh_faults(emu: Emulator) -> None:
 def test_history_per_bot_conversation_and_session() -> None:
     capture = Capture()
     with Emulator(
-        plugin="aipkit", clock=lambda: T0, aipkit_bots=(123, 5), responder=capture
+        plugin="aipkit", clock=lambda: T0, aipkit=AipkitOptions(bots=(123, 5)), responder=capture
     ) as emu:
         turn(emu, "one")
         turn(emu, "two", conversation_uuid="9A8B7C6D-1111-4222-8333-444455556666")  # sanitize_key
@@ -776,7 +820,7 @@ def test_history_per_bot_conversation_and_session() -> None:
 def test_history_keeps_the_last_max_messages_and_failed_turns(emu: Emulator) -> None:
     capture = Capture()
     emu.responder = capture
-    emu.aipkit_max_messages = 3
+    emu.aipkit.max_messages = 3
     for word in ("a", "b"):
         turn(emu, word)
     capture.answer = Reply.site_error("down")
@@ -805,11 +849,11 @@ def test_cross_origin(emu: Emulator) -> None:
     answer = post(emu, refresh, cross)
     assert (answer.status, answer.body) == (403, CORS_DENIED)
     assert post(emu, {"action": "aipkit_get_frontend_chat_nonce"}, cross).status == 200
-    emu.aipkit_pro = True
+    emu.aipkit.pro = True
     allowed = stream(emu, cache_key(emu), headers=cross)
     assert events(allowed)[-1] == DONE
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://elsewhere.example"
-    emu.aipkit_allowed_origins = ["https://partner.example"]
+    emu.aipkit.allowed_origins = ["https://partner.example"]
     assert (cache(emu).status, post(emu, {**refresh}, cross).body) == (200, CORS_DENIED)
     answer = post(
         emu,
@@ -844,9 +888,7 @@ def old() -> Iterator[Emulator]:
     with Emulator(
         plugin="aipkit",
         clock=lambda: T0,
-        aipkit_version="2.4.0",
-        aipkit_bots=(123, 124),
-        aipkit_stream_off={124},
+        aipkit=AipkitOptions(version="2.4.0", bots=(123, 124), stream_off={124}),
     ) as emulator:
         yield emulator
 
@@ -871,7 +913,7 @@ def test_old_page_says_stream_enabled(old: Emulator) -> None:
 
 
 def test_user_ip_before_2_3_88() -> None:
-    with Emulator(plugin="aipkit", aipkit_version="2.3.87") as emu:
+    with Emulator(plugin="aipkit", aipkit=AipkitOptions(version="2.3.87")) as emu:
         config = data_configs(request(emu.base_url).text)[0][1]
     assert config["userIp"] == "127.0.0.1"
     assert config["streamEnabled"] is True
@@ -915,7 +957,7 @@ def test_non_stream_errors(old: Emulator) -> None:
 
 
 def test_non_stream_without_nonce_check_before_2_3_20() -> None:
-    with Emulator(plugin="aipkit", aipkit_version="2.3.0", aipkit_stream_off={123}) as emu:
+    with Emulator(plugin="aipkit", aipkit=AipkitOptions(version="2.3.0", stream_off={123})) as emu:
         answer = post(emu, {**message_fields(emu, bot_id="123"), "_ajax_nonce": "bad"})
     assert json.loads(answer.body)["success"] is True
 
@@ -967,30 +1009,8 @@ def test_legacy_mode_answers_a_sequence_with_its_text() -> None:
 
 
 def test_cli_plugin_aipkit() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_chatgptes.emulator",
-            "--port",
-            "0",
-            "--plugin",
-            "aipkit",
-            "--bot-id",
-            "42",
-            "--aipkit-layout",
-            "popup",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().split()[4]
+    args = ("--plugin", "aipkit", "--bot-id", "42", "--aipkit-layout", "popup")
+    with emulator_cli(*args) as (proc, base_url):
         ((tag_id, config),) = data_configs(request(base_url).text)
         assert (tag_id, config["botId"]) == ("aipkit_popup_wrapper_42", 42)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0

@@ -10,27 +10,28 @@ import hashlib
 import hmac
 import html
 import json
-import os
+import math
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.emulator import (
+    ChatRequest,
+    Emulator,
+    MwaiOptions,
+    Reply,
+    ScriptedResponder,
+)
 from langchain_chatgptes.emulator._mwai_pages import clean_params, data_attribute
 
-from .conftest import T0, Answer, request
+from .conftest import T0, Answer, emulator_cli, request, stop
 
-ROOT = Path(__file__).resolve().parents[2]
 SUBMIT = "/wp-json/mwai-ui/v1/chats/submit"
 SESSION = "/wp-json/mwai/v1/start_session"
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -192,7 +193,7 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert div
     system = (
         "{&quot;botId&quot;:&quot;default&quot;,&quot;customId&quot;:null,&quot;userData&quot;:"
-        "null,&quot;sessionId&quot;:null,&quot;restNonce&quot;:null,&quot;contextId&quot;:2173.0,"
+        "null,&quot;sessionId&quot;:null,&quot;restNonce&quot;:null,&quot;contextId&quot;:2173,"
         f"&quot;pluginUrl&quot;:&quot;http:\\/\\/127.0.0.1:{port}\\/wp-content\\/plugins\\/"
         f"ai-engine&quot;,&quot;restUrl&quot;:&quot;http:\\/\\/127.0.0.1:{port}\\/wp-json&quot;,"
         "&quot;stream&quot;:true,&quot;debugMode&quot;:false,&quot;eventLogs&quot;:false,"
@@ -211,18 +212,21 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert div[0].endswith(f"' data-system='{system}' data-theme='{theme}'></div>")
     raw = re.search(r"data-params='([^']*)'", div[0])
     assert raw
-    assert "&quot;textInputMaxLength&quot;:512.0," in raw[1]
+    # clean_params() makes numbers floats, but json_encode prints a whole one as an integer,
+    # as a real 3.6.2 page shows (real-plugins.md, AI Engine 1).
+    assert "&quot;textInputMaxLength&quot;:512," in raw[1]
     params = json.loads(html.unescape(raw[1]))  # decode = HTML-unescape + json.loads
     (found,) = containers(page)
     assert found["params"] == params
-    assert params["textInputMaxLength"] == 512.0
-    assert isinstance(params["textInputMaxLength"], float)
+    assert params["textInputMaxLength"] == 512
+    assert isinstance(params["textInputMaxLength"], int)
     assert (params["startSentence"], params["themeId"], params["mode"]) == (
         "Hi! How can I help you?",
         "chatgpt",
         "chat",
     )
-    assert (params["fileUploads"], params["maxUploads"], params["fileUpload"]) == (0.0, 1.0, False)
+    assert (params["fileUploads"], params["maxUploads"], params["fileUpload"]) == (0, 1, False)
+    assert isinstance(params["fileUploads"], int) and isinstance(params["maxUploads"], int)
     assert list(params)[-4:] == ["fileUpload", "imageUpload", "fileUploads", "maxUploads"]
     assert found["theme"]["themeId"] == "chatgpt"
     assert re.search(
@@ -234,11 +238,44 @@ def test_page_markup_and_exact_encoding(emu: Emulator) -> None:
     assert "wpaicg-chat-shortcode" not in page and "aipkit" not in page
 
 
+def test_whole_numbers_are_integers_as_on_a_real_page() -> None:
+    # aiengine-page.html.txt (a post with id 4): json_encode prints a whole float without .0.
+    with Emulator(plugin="mwai", post_id="4") as emu:
+        page = request(emu.base_url).text
+    for raw in (
+        "&quot;contextId&quot;:4,&quot;pluginUrl&quot;",
+        "&quot;textInputMaxLength&quot;:512,&quot;textCompliance&quot;",
+        "&quot;iconTextDelay&quot;:1,&quot;iconAlt&quot;",
+        "&quot;fileUploads&quot;:0,",
+        "&quot;maxUploads&quot;:1}",
+    ):
+        assert raw in page
+    (found,) = containers(page)
+    numbers = (found["system"]["contextId"], found["params"]["textInputMaxLength"])
+    assert numbers == (4, 512)
+    assert all(isinstance(number, int) for number in numbers)
+
+
+def test_json_encode_floats() -> None:
+    floats = (512.0, 4.0, 0.0, -3.0, 1.5, 0.1, 4e-05, 1e25, 1e16)
+    assert [data_attribute(number) for number in floats] == [
+        "512",
+        "4",
+        "0",
+        "-3",
+        "1.5",
+        "0.1",
+        "4.0e-5",
+        "1.0e+25",
+        "10000000000000000",
+    ]
+
+
 def test_data_attribute_is_htmlspecialchars_of_php_json() -> None:
     value = {"t": "<b> & 'c' \"d\" / ñ 😀 &amp;", "n": 512.0, "i": 3, "z": None, "a": []}
     assert data_attribute(value) == (
         "{&quot;t&quot;:&quot;&lt;b&gt; &amp; &#039;c&#039; \\&quot;d\\&quot; \\/ \\u00f1 "
-        "\\ud83d\\ude00 &amp;amp;&quot;,&quot;n&quot;:512.0,&quot;i&quot;:3,&quot;z&quot;:null,"
+        "\\ud83d\\ude00 &amp;amp;&quot;,&quot;n&quot;:512,&quot;i&quot;:3,&quot;z&quot;:null,"
         "&quot;a&quot;:[]}"
     )
     assert json.loads(html.unescape(data_attribute(value))) == value
@@ -275,17 +312,16 @@ def test_page_bots_custom_bots_and_quoting() -> None:
     odd = 'O\'Neil & "Co"/ñ'
     with Emulator(
         plugin="mwai",
-        mwai_bots=("default", "123", odd),
-        mwai_custom_bots=("c0ffee", "1234"),
+        mwai=MwaiOptions(bots=("default", "123", odd), custom_bots=("c0ffee", "1234")),
     ) as emu:
         page = request(emu.base_url).text
     systems = [found["system"] for found in containers(page)]
     assert [(s["botId"], s["customId"]) for s in systems] == [
         ("default", None),
-        (123.0, None),  # clean_params: a numeric id becomes a float
+        (123, None),  # clean_params: a float, which json_encode prints as 123
         (odd, None),
         (None, "c0ffee"),
-        (None, 1234.0),
+        (None, 1234),
     ]
     assert "&quot;botId&quot;:&quot;O&#039;Neil &amp; \\&quot;Co\\&quot;\\/\\u00f1&quot;" in page
 
@@ -294,10 +330,12 @@ def test_page_knobs() -> None:
     with Emulator(
         plugin="mwai",
         clock=lambda: T0,
-        mwai_text_input_max_length=None,
-        mwai_stream_option=False,
-        mwai_rest_nonce_in_page=True,
-        mwai_rest_url_style="plain",
+        mwai=MwaiOptions(
+            text_input_max_length=None,
+            stream_option=False,
+            rest_nonce_in_page=True,
+            rest_url_style="plain",
+        ),
     ) as emu:
         answer = request(emu.base_url)
         nonce, port = emu.current_nonce(), emu.port
@@ -308,14 +346,14 @@ def test_page_knobs() -> None:
     rest = f"http://127.0.0.1:{port}/index.php?rest_route="
     assert found["system"]["restUrl"] == rest
     assert answer.headers["Link"] == f'<{rest}/>; rel="https://api.w.org/"'
-    with Emulator(plugin="mwai", mwai_text_input_max_length={"default": 1000}) as emu:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(text_input_max_length={"default": 1000})) as emu:
         (found,) = containers(request(emu.base_url).text)
-    assert found["params"]["textInputMaxLength"] == 1000.0
+    assert found["params"]["textInputMaxLength"] == 1000
 
 
 def test_no_chat_box_variant_is_the_plugin_switched_off(emu: Emulator) -> None:
     emu.page_variant = "no_chat_box"
-    emu.mwai_custom_bots = ("c1",)
+    emu.mwai.custom_bots = ("c1",)
     page = request(emu.base_url).text
     assert '<p>[mwai_chatbot id="default"]</p>' in page
     assert '[mwai_chatbot custom_id="c1"' in page
@@ -398,7 +436,7 @@ def test_unknown_routes_and_methods(emu: Emulator) -> None:
 
 
 def test_plain_permalinks_serve_only_rest_route(emu: Emulator) -> None:
-    emu.mwai_rest_url_style = "plain"
+    emu.mwai.rest_url_style = "plain"
     missing = post_json(emu, SESSION)
     assert missing.status == 404
     assert missing.headers["Content-Type"] == "text/html; charset=UTF-8"
@@ -492,7 +530,9 @@ def test_start_session_sets_then_echoes_the_cookie(emu: Emulator) -> None:
     session = body["sessionId"]
     assert re.fullmatch(r"[0-9a-f]{13}", session)
     assert session.startswith(f"{int(T0):08x}")  # uniqid(): seconds, then microseconds
-    assert first.headers.get_all("Set-Cookie") == [f"mwai_session_id={session}; path=/; HttpOnly"]
+    php_session, mwai_session = first.headers.get_all("Set-Cookie", [])
+    assert re.fullmatch(r"PHPSESSID=[0-9a-v]{26}; path=/", php_session)  # also a PHP session
+    assert mwai_session == f"mwai_session_id={session}; path=/; HttpOnly"
     assert body == {"success": True, "sessionId": session, "restNonce": emu.current_nonce()}
     assert first.body == (
         b'{"success":true,"sessionId":"'
@@ -501,12 +541,38 @@ def test_start_session_sets_then_echoes_the_cookie(emu: Emulator) -> None:
         + emu.current_nonce().encode()
         + b'"}'
     )
-    again = post_json(emu, SESSION, headers={"Cookie": f"other=1; mwai_session_id={session}"})
+    php_cookie = php_session.removesuffix("; path=/")
+    cookies = f"other=1; {php_cookie}; mwai_session_id={session}"
+    again = post_json(emu, SESSION, headers={"Cookie": cookies})
     assert json.loads(again.body)["sessionId"] == session
     assert again.headers.get_all("Set-Cookie") is None
     other = json.loads(post_json(emu, SESSION).body)["sessionId"]
     assert other != session
-    assert emu.session_requests()[1].cookies == {"other": "1", "mwai_session_id": session}
+    php_name, _, php_id = php_cookie.partition("=")
+    assert emu.session_requests()[1].cookies == {
+        "other": "1",
+        php_name: php_id,
+        "mwai_session_id": session,
+    }
+
+
+def test_start_session_starts_a_php_session_as_a_real_site_does(emu: Emulator) -> None:
+    # shared/reference/real-plugins/aiengine-start-session.txt: session_start() under /mwai/,
+    # with PHP's "nocache" cache limiter.
+    first = post_json(emu, SESSION)
+    assert first.status == 200
+    php_session = first.headers.get_all("Set-Cookie", [""])[0]
+    assert re.fullmatch(r"PHPSESSID=[0-9a-v]{26}; path=/", php_session)
+    assert first.headers["Expires"] == "Thu, 19 Nov 1981 08:52:00 GMT"
+    assert first.headers["Cache-Control"] == "no-store, no-cache, must-revalidate"
+    assert first.headers["Pragma"] == "no-cache"
+    resumed = post_json(emu, SESSION, headers={"Cookie": php_session.removesuffix("; path=/")})
+    assert not any(c.startswith("PHPSESSID=") for c in resumed.headers.get_all("Set-Cookie", []))
+    assert resumed.headers["Cache-Control"] == "no-store, no-cache, must-revalidate"
+    assert resumed.headers["Pragma"] == "no-cache"
+    chat = submit(emu)  # /mwai-ui/ starts no PHP session
+    assert not any(c.startswith("PHPSESSID=") for c in chat.headers.get_all("Set-Cookie", []))
+    assert "Pragma" not in chat.headers and "Expires" not in chat.headers
 
 
 def test_start_session_new_token_rule(emu: Emulator) -> None:
@@ -521,7 +587,7 @@ def test_start_session_new_token_rule(emu: Emulator) -> None:
 
 
 def test_session_faults(emu: Emulator) -> None:
-    emu.session_faults.extend(
+    emu.mwai.session_faults.extend(
         [Reply.raw(502, "<h1>Bad gateway</h1>"), Reply.reset(), Reply.drip('{"x":1}', 0.001)]
     )
     bad = post_json(emu, SESSION)
@@ -531,12 +597,12 @@ def test_session_faults(emu: Emulator) -> None:
     assert post_json(emu, SESSION).body == b'{"x":1}'
     assert json.loads(post_json(emu, SESSION).body)["success"] is True
     assert json.loads(submit(emu).body)["success"] is True  # submits are not faulted
-    emu.session_faults.append(Reply.text("not a fault"))
+    emu.mwai.session_faults.append(Reply.text("not a fault"))
     assert post_json(emu, SESSION).status == 500
 
 
 def test_sites_before_start_session(emu: Emulator) -> None:
-    emu.mwai_start_session = False
+    emu.mwai.start_session = False
     assert post_json(emu, SESSION).body == NO_ROUTE
 
 
@@ -642,9 +708,7 @@ def test_bot_resolution_falls_back_to_default() -> None:
     with Emulator(
         plugin="mwai",
         clock=lambda: T0,
-        mwai_bots=("default", "sales"),
-        mwai_custom_bots=("c9",),
-        mwai_instructions=instructions,
+        mwai=MwaiOptions(bots=("default", "sales"), custom_bots=("c9",), instructions=instructions),
         responder=capture,
     ) as emu:
         submit(emu, botId="sales")
@@ -695,15 +759,17 @@ def test_length_rejection_while_streaming_is_a_line_under_application_json(
 def test_length_knobs_and_custom_bots() -> None:
     with Emulator(
         plugin="mwai",
-        mwai_bots=("default", "big"),
-        mwai_custom_bots=("c1",),
-        mwai_text_input_max_length={"big": 2000, "default": 10},
+        mwai=MwaiOptions(
+            bots=("default", "big"),
+            custom_bots=("c1",),
+            text_input_max_length={"big": 2000, "default": 10},
+        ),
     ) as emu:
         request(emu.base_url)
         assert submit(emu, "x" * 11).status == 500
         assert submit(emu, "x" * 2000, botId="big").status == 200
         assert submit(emu, "x" * 5000, botId=None, customId="c1").status == 200  # no check
-        emu.mwai_text_input_max_length = None
+        emu.mwai.text_input_max_length = None
         assert submit(emu, "x" * 5000).status == 200
 
 
@@ -750,7 +816,7 @@ def test_guest_query_limit_per_session(emu: Emulator) -> None:
 
 
 def test_moderation_is_raised_before_the_stream(emu: Emulator) -> None:
-    emu.mwai_moderation = ["Bomb"]
+    emu.mwai.moderation = ["Bomb"]
     moderated = "Sorry, your message has been rejected by moderation."
     assert json.loads(submit(emu, "a bomb!").body) == {"success": False, "message": moderated}
     streamed = submit(emu, "a BOMB", stream=True)
@@ -788,8 +854,8 @@ def test_history_window_and_request_mapping(emu: Emulator) -> None:
         '{"a": 1}',
         "null",
     )
-    emu.mwai_max_messages = 2
-    emu.mwai_instructions = ""
+    emu.mwai.max_messages = 2
+    emu.mwai.instructions = ""
     submit(emu, "x", messages=[GREETING, *turns[:5], {"role": "tool", "content": 7}])
     assert capture.seen[-1].upstream_messages == [
         GREETING,
@@ -797,7 +863,7 @@ def test_history_window_and_request_mapping(emu: Emulator) -> None:
         {"role": "tool", "content": "7"},  # roles pass verbatim; content JSON-encoded
         {"role": "user", "content": "x"},
     ]
-    emu.mwai_max_messages = 0  # empty(): no window at all
+    emu.mwai.max_messages = 0  # empty(): no window at all
     submit(emu, "y", messages=turns)
     assert len(capture.seen[-1].upstream_messages) == 21
 
@@ -850,23 +916,57 @@ def test_json_reply_bytes(emu: Emulator) -> None:
         b'"actions":[],"shortcuts":[],"blocks":[],"usage":{"prompt_tokens":'
     )
     body = json.loads(answer.body)
-    assert list(body) == ["success", "reply", "images", "actions", "shortcuts", "blocks", "usage"]
+    assert list(body) == [
+        "success",
+        "reply",
+        "images",
+        "actions",
+        "shortcuts",
+        "blocks",
+        "usage",
+        "responseId",
+    ]
     usage = body["usage"]
     assert list(usage) == [
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
         "price",
+        "queries",
         "accuracy",
     ]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
-    assert isinstance(usage["price"], float) and usage["accuracy"] == "tokens"
+    assert usage["price"] is None and usage["accuracy"] == "tokens"
+
+
+def test_usage_and_response_id_as_a_real_site_writes_them(emu: Emulator) -> None:
+    # aiengine-submit-json-ok.txt / -stream-ok.txt: no price for the model, one query, and
+    # the Responses API's id last.
+    emu.responder = ScriptedResponder(["abcdefgh"])  # 2 tokens (four characters a token)
+    answer = submit(emu, "Hola", messages=[])
+    tail = re.search(rb',"usage":(.*)\}$', answer.body)
+    assert tail
+    usage, _, response_id = tail[1].partition(b',"responseId":')
+    prompt = math.ceil(len(INSTRUCTIONS) / 4) + 1  # the system message and "Hola"
+    assert usage == (
+        b'{"prompt_tokens":%d,"completion_tokens":2,"total_tokens":%d,"price":null,'
+        b'"queries":1,"accuracy":"tokens"}' % (prompt, prompt + 2)
+    )
+    assert re.fullmatch(rb'"resp_[0-9a-f]{32}"', response_id)
+    emu.responder = ScriptedResponder(["abcdefgh"])
+    streamed = final(lines(submit(emu, "Hola", messages=[], stream=True)))
+    assert list(streamed)[-2:] == ["usage", "responseId"]
+    assert streamed["usage"] == json.loads(usage)
+    assert re.fullmatch(r"resp_[0-9a-f]{32}", streamed["responseId"])
+    assert streamed["responseId"] != json.loads(response_id)  # one per reply
+    emu.mwai.responses_api = False  # another engine: no id
+    assert "responseId" not in json.loads(submit(emu).body)
 
 
 def test_usage_can_be_null_or_left_out(emu: Emulator) -> None:
-    emu.mwai_usage = "null"
+    emu.mwai.usage = "null"
     assert json.loads(submit(emu).body)["usage"] is None
-    emu.mwai_usage = False
+    emu.mwai.usage = False
     assert "usage" not in json.loads(submit(emu).body)
     assert "usage" not in final(lines(submit(emu, stream=True)))
 
@@ -1114,7 +1214,7 @@ def test_request_log(emu: Emulator) -> None:
 
 
 def test_clear_forgets_the_custom_transients() -> None:
-    with Emulator(plugin="mwai", mwai_custom_bots=("c1",), responder=Capture()) as emu:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(custom_bots=("c1",)), responder=Capture()) as emu:
         request(emu.base_url)
         assert submit(emu, "x" * 600, botId=None, customId="c1").status == 200
         emu.clear()
@@ -1133,36 +1233,13 @@ def test_other_plugins_answer_a_sequence_with_mwai_events_by_its_text() -> None:
 
 
 def test_cli_plugin_mwai() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_chatgptes.emulator",
-            "--port",
-            "0",
-            "--plugin",
-            "mwai",
-            "--mwai-bot",
-            "sales",
-            "--rest-url-style",
-            "plain",
-            "--max-length",
-            "100",
-            "--no-stream-option",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().split()[4]
+    args = ("--plugin", "mwai", "--mwai-bot", "sales", "--rest-url-style", "plain")
+    with emulator_cli(*args, "--max-length", "100", "--no-stream-option") as (proc, base_url):
         (found,) = containers(request(base_url).text)
         assert found["system"]["botId"] == "sales"
         assert found["system"]["restUrl"] == base_url + "/index.php?rest_route="
         assert found["system"]["stream"] is False
-        assert found["params"]["textInputMaxLength"] == 100.0
+        assert found["params"]["textInputMaxLength"] == 100
         session = request(
             base_url + "/index.php?rest_route=/mwai/v1/start_session",
             "POST",
@@ -1170,6 +1247,4 @@ def test_cli_plugin_mwai() -> None:
             {"Content-Type": "application/json"},
         )
         assert json.loads(session.body)["success"] is True
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0

@@ -146,7 +146,8 @@ CASES = [
         '{"status":"error","msg":"Upstream is d\\u00f6wn","greeting_message":"'
         + GREETING
         + '","log":false}',
-        "".join(WORDS) + 'data: {"choices":[{"finish_reason":"stop"}]}\n\n',
+        # Twice: a real 2.2 site streams the block again (legacy-upstream-500-stream.txt).
+        ("".join(WORDS) + 'data: {"choices":[{"finish_reason":"stop"}]}\n\n') * 2,
     ),
     (
         Reply.exception("Upstream is döwn"),
@@ -182,6 +183,21 @@ def test_reply_kinds(emu: Emulator, reply: Reply, as_json: str, as_stream: str) 
     status, headers, body = reply_to(emu, reply)
     assert (status, headers["Content-Type"]) == (200, "text/event-stream")
     assert body.decode() == as_stream
+
+
+def test_an_upstream_error_is_streamed_twice_as_a_real_site_does(emu: Emulator) -> None:
+    # The body of shared/reference/real-plugins/legacy-upstream-500-stream.txt, verbatim.
+    block = (
+        'event: message\ndata: {"choices":[{"delta":{"content":"Fake"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" upstream"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" failure"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" (500)"}}]}\n\n'
+        'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
+    )
+    emu.stream = True
+    status, headers, body = reply_to(emu, Reply.site_error("Fake upstream failure (500)"))
+    assert (status, headers["Cache-Control"]) == (200, "no-cache")
+    assert body.decode() == block + block
 
 
 @pytest.mark.parametrize("stream", [False, True])

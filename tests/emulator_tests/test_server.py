@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.emulator import (
+    DEFAULT_PLUGIN,
+    PLUGINS,
+    AipkitOptions,
+    Emulator,
+    MwaiOptions,
+    PluginSite,
+)
+from langchain_chatgptes.emulator.__main__ import _emulator, _parser
 from langchain_chatgptes.emulator._plugin import AJAX_PATH
 
-from .conftest import T0, chat_fields, post, request
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import T0, chat_fields, emulator_cli, post, request, stop
 
 
 def test_recording(emu: Emulator) -> None:
@@ -113,28 +116,57 @@ def test_lifecycle() -> None:
         request(f"http://127.0.0.1:{port}/")
 
 
+def test_the_plugins_are_the_registrys() -> None:
+    assert PLUGINS == ("wpaicg", "aipkit", "mwai")
+    assert DEFAULT_PLUGIN == PLUGINS[0] == Emulator().plugin
+    emu = Emulator()
+    assert tuple(emu.sites) == PLUGINS
+    for name, site in emu.sites.items():
+        assert isinstance(site, PluginSite)
+        assert site.name == name
+    assert emu.site is emu.sites[DEFAULT_PLUGIN]
+    emu.plugin = "mwai"  # a plain attribute, like every other
+    assert emu.site is emu.sites["mwai"]
+    with pytest.raises(ValueError, match="one of wpaicg, aipkit, mwai"):
+        Emulator(plugin="nope")
+
+
+def test_each_emulator_has_its_own_plugin_settings() -> None:
+    first, second = Emulator(), Emulator(aipkit=AipkitOptions(bots=(5,), pro=True))
+    assert first.aipkit is not Emulator().aipkit
+    assert first.mwai.session_faults is not Emulator().mwai.session_faults
+    assert (first.aipkit.bots, second.aipkit.bots, second.aipkit.pro) == ((123,), (5,), True)
+    first.mwai.text_input_max_length = 100
+    assert Emulator().mwai == MwaiOptions()
+
+
+def test_cli_plugin_choices_and_settings() -> None:
+    (plugin,) = [action for action in _parser()._actions if action.dest == "plugin"]
+    assert (tuple(plugin.choices or ()), plugin.default) == (PLUGINS, DEFAULT_PLUGIN)
+    argv = ["--plugin", "aipkit", "--bot-id", "4", "--pro", "--max-length", "0", "--stream"]
+    emu = _emulator(vars(_parser().parse_args(argv)))
+    assert (emu.plugin, emu.stream, emu.aipkit.bots, emu.aipkit.pro) == ("aipkit", True, [4], True)
+    assert emu.mwai.text_input_max_length is None  # 0: no length check
+    assert emu.aipkit.version == AipkitOptions().version
+    assert (emu.mwai.bots, emu.mwai.rest_url_style) == (MwaiOptions().bots, "pretty")
+
+
 def test_port_in_use_raises() -> None:
     with Emulator() as emu, pytest.raises(OSError, match=r"(?i)in use"):
         Emulator(port=emu.port).start()
 
 
-def test_cli_serves_until_interrupted() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "langchain_chatgptes.emulator", "--port", "0", "--stream"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        base_url = line.split()[4]
+def test_cli_serves_until_terminated() -> None:
+    with emulator_cli("--stream") as (proc, base_url):
         html = request(base_url).text
         assert 'data-openai_stream_nav="1"' in html
-    finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert stop(proc) == 0  # SIGTERM: what a background job (SIGINT ignored) can get
+
+
+def test_cli_stops_on_ctrl_c() -> None:
+    with emulator_cli(ctrl_c=True) as (proc, base_url):
+        assert request(base_url).status == 200
+        assert stop(proc, signal.SIGINT) == 0
 
 
 def test_missing_aiohttp_explains_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

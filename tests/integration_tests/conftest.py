@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from langchain_chatgptes import ChatChatGptEs
-from langchain_chatgptes.emulator import Emulator, ToolModelResponder
+from langchain_chatgptes.emulator import Emulator, MwaiOptions, ToolModelResponder
 
 
 @functools.cache
@@ -35,7 +35,7 @@ def shared_emulator(
         stream=stream,
         plugin=plugin,
         responder=ToolModelResponder(),
-        mwai_text_input_max_length=100_000,
+        mwai=MwaiOptions(text_input_max_length=100_000),
     ).start()
     atexit.register(emulator.stop)
     return emulator

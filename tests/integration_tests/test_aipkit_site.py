@@ -148,8 +148,8 @@ async def test_streaming_arrives_in_pieces(site: Emulator) -> None:
 
 
 def test_a_2_4_0_bot_without_streaming_answers_one_json_post(site: Emulator) -> None:
-    site.aipkit_version = "2.4.0"
-    site.aipkit_stream_off = {BOT}
+    site.aipkit.version = "2.4.0"
+    site.aipkit.stream_off = {BOT}
     site.responder = ScriptedResponder(["whole answer"])
     message = model_for(site).invoke("hi")
     assert message.text == "whole answer"
@@ -164,7 +164,7 @@ def test_a_2_4_0_bot_without_streaming_answers_one_json_post(site: Emulator) -> 
 
 @pytest.mark.parametrize("layout", ["inline", "popup"])
 def test_inline_and_popup_bots_are_found(site: Emulator, layout: str) -> None:
-    site.aipkit_layout = layout  # type: ignore[assignment]
+    site.aipkit.layout = layout  # type: ignore[assignment]
     assert model_for(site).invoke("hi").response_metadata["site_bot_id"] == str(BOT)
 
 
@@ -185,8 +185,8 @@ def test_forcing_the_legacy_protocol_on_an_aipkit_site_says_why_it_fails(
 
 
 def test_the_first_inline_bot_unless_bot_id_says_otherwise(site: Emulator) -> None:
-    site.aipkit_bots = (7, 8, 9)
-    site.aipkit_layout = {7: "popup"}
+    site.aipkit.bots = (7, 8, 9)
+    site.aipkit.layout = {7: "popup"}
     assert model_for(site).invoke("hi").response_metadata["site_bot_id"] == "8"
     assert model_for(site, bot_id="9").invoke("hi").response_metadata["site_bot_id"] == "9"
     assert [r.form["bot_id"] for r in site.cache_requests()] == ["8", "9"]
@@ -229,7 +229,7 @@ def test_an_expired_nonce_is_replaced_from_the_nonce_action(site: Emulator) -> N
 
 
 def test_without_the_nonce_action_the_page_is_read_again(site: Emulator) -> None:
-    site.aipkit_nonce_refresh = False  # a plugin before 2.3.41
+    site.aipkit.nonce_refresh = False  # a plugin before 2.3.41
     model = model_for(site)
     model.invoke("first")
     site.advance(site.nonce_life * 2)
@@ -243,7 +243,7 @@ def test_a_nonce_action_that_fails_falls_back_to_reading_the_page(site: Emulator
     # tests/unit_tests/test_aipkit.py: through this emulator both steps share one nonce.)
     model = model_for(site)
     model.invoke("warm")
-    site.refresh_faults.append(Reply.raw(400, "0"))
+    site.aipkit.refresh_faults.append(Reply.raw(400, "0"))
     site.advance(site.nonce_life * 2)
     assert model.invoke("again").text
     assert len(site.refresh_requests()) == 1
@@ -302,7 +302,7 @@ def test_a_banned_word_is_the_site_s_message(site: Emulator) -> None:
 
 
 def test_an_unpublished_bot_is_the_site_s_message(site: Emulator) -> None:
-    site.aipkit_unpublished = {BOT}
+    site.aipkit.unpublished = {BOT}
     with pytest.raises(SiteError, match="Invalid chatbot specified"):
         model_for(site).invoke("hi")
 
@@ -318,7 +318,7 @@ def test_a_bot_closed_to_other_origins_says_it_is_not_public(
     # The page read as localhost names its endpoint on 127.0.0.1 (ajaxUrl is absolute):
     # the calls then come from another origin (the user allowed that host), which the
     # plugin refuses without Pro or outside the bot's allowed domains.
-    site.aipkit_pro, site.aipkit_allowed_origins = pro, allowed
+    site.aipkit.pro, site.aipkit.allowed_origins = pro, allowed
     other_host = site.base_url.replace("127.0.0.1", "localhost")
     model = ChatChatGptEs(
         base_url=other_host, timeout=5, max_retries=2, allowed_hosts=["127.0.0.1"]
@@ -341,10 +341,10 @@ def test_a_bot_closed_to_other_origins_says_it_is_not_public(
 def test_a_failed_cache_post_is_retried(
     site: Emulator, fault: Reply, error: type[Exception]
 ) -> None:
-    site.cache_faults.append(fault)
+    site.aipkit.cache_faults.append(fault)
     assert model_for(site, max_retries=1).invoke("hi").text
     assert len(site.cache_requests()) == 2 and len(site.stream_requests()) == 1
-    site.cache_faults.extend([fault, fault])
+    site.aipkit.cache_faults.extend([fault, fault])
     with pytest.raises(error):
         model_for(site, max_retries=1).invoke("hi")
 
@@ -387,7 +387,7 @@ def test_a_hung_stream_times_out_within_its_limit(site: Emulator) -> None:
 
 def test_a_gone_cache_key_sends_the_message_again(site: Emulator) -> None:
     bogus = json.dumps({"success": True, "data": {"cache_key": "aipkit_sse_gone"}})
-    site.cache_faults.append(Reply.raw(200, bogus, "application/json; charset=UTF-8"))
+    site.aipkit.cache_faults.append(Reply.raw(200, bogus, "application/json; charset=UTF-8"))
     assert model_for(site).invoke("hi").text
     assert len(site.cache_requests()) == 2
     keys = [r.query["cache_key"] for r in site.stream_requests()]
@@ -402,7 +402,7 @@ async def test_cancelling_at_either_step_leaves_the_model_usable(
     site: Emulator, stage: str
 ) -> None:
     if stage == "cache POST":
-        site.cache_faults.append(Reply.hang(30))
+        site.aipkit.cache_faults.append(Reply.hang(30))
     else:
         site.responder = ScriptedResponder([Reply.hang(30)])
     model = model_for(site, timeout=30)

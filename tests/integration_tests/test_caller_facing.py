@@ -20,7 +20,7 @@ from langchain_chatgptes import (
     TransportError,
 )
 from langchain_chatgptes._doctor import run_doctor
-from langchain_chatgptes.emulator import Emulator
+from langchain_chatgptes.emulator import Emulator, MwaiOptions
 
 from .conftest import PATHS, call
 
@@ -71,7 +71,7 @@ async def test_a_response_format_that_is_not_a_dict_is_bad_input(
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_named_human_message_is_sent_as_typed_on_ai_engine(path: str) -> None:
-    with Emulator(plugin="mwai", mwai_text_input_max_length=512) as site:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(text_input_max_length=512)) as site:
         model = ChatChatGptEs(base_url=site.base_url, timeout=5, max_retries=0)
         typed = "y" * 505  # 517 with a "User (bob): " label: refused before the fix
         message = HumanMessage(typed, name="bob")

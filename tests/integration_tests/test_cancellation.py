@@ -17,7 +17,7 @@ import pytest
 
 from langchain_chatgptes import ChatChatGptEs, _sessions
 from langchain_chatgptes._site_cache import SiteCache
-from langchain_chatgptes.emulator import Emulator, RecordedRequest, Reply
+from langchain_chatgptes.emulator import Emulator, MwaiOptions, RecordedRequest, Reply
 from langchain_chatgptes.emulator._wire import json_body
 from langchain_chatgptes.errors import RequestTimeoutError
 
@@ -364,7 +364,7 @@ async def test_aipkit_cancellations_free_every_slot(path: str, stage: str) -> No
         model = _model(emulator)
         await model.ainvoke("warm")
         if stage == "cache POST":  # the message is never stored
-            emulator.cache_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
+            emulator.aipkit.cache_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
         elif stage == "between":  # stored at once; the stream never answers
             emulator.responder = lambda request: Reply.hang(HANG)
         else:  # the first words, then a stall
@@ -381,7 +381,7 @@ async def test_aipkit_cancellations_free_every_slot(path: str, stage: str) -> No
             await _cancel_round(start(n), n, delay, gate=False)
         cached = {n for n, _ in _sent_by_rounds(emulator)}
         streams = len(emulator.stream_requests()) - 1  # less the warm-up's
-        emulator.cache_faults.clear()
+        emulator.aipkit.cache_faults.clear()
         await _answers_at_once(model, emulator)
         assert len(cached) >= ROUNDS // 10, "few calls were cancelled with their message stored"
         if stage == "between":
@@ -399,10 +399,10 @@ MWAI_STAGES = ["session", "submit headers", "submit body"]
 @pytest.mark.parametrize("stage", MWAI_STAGES)
 @pytest.mark.parametrize("path", ASYNC_PATHS)
 async def test_mwai_cancellations_free_every_slot(path: str, stage: str) -> None:
-    with Emulator(plugin="mwai", mwai_text_input_max_length=None) as emulator:
+    with Emulator(plugin="mwai", mwai=MwaiOptions(text_input_max_length=None)) as emulator:
         model = _model(emulator)
         if stage == "session":  # every call waits for a session that never comes
-            emulator.session_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
+            emulator.mwai.session_faults.extend(Reply.hang(HANG) for _ in range(4 * ROUNDS))
         else:
             await model.ainvoke("warm")
             if stage == "submit headers":
@@ -423,7 +423,7 @@ async def test_mwai_cancellations_free_every_slot(path: str, stage: str) -> None
             await _cancel_round(start(n), n, DELAYS[n % len(DELAYS)], gate=False)
         sessions = len(emulator.session_requests())
         submits = [r for r in emulator.submit_requests() if "cancelled-" in str(r.json)]
-        emulator.session_faults.clear()
+        emulator.mwai.session_faults.clear()
         await _answers_at_once(model, emulator)
         if stage == "session":
             assert submits == [], "a call cancelled while waiting for its session sent its POST"

@@ -334,14 +334,14 @@ def test_healthy_aipkit_site(aipkit_site: Emulator) -> None:
 
 
 def test_aipkit_site_without_a_nonce_action(aipkit_site: Emulator) -> None:
-    aipkit_site.aipkit_nonce_refresh = False
+    aipkit_site.aipkit.nonce_refresh = False
     healthy, report = doctor(aipkit_site.base_url)
     assert healthy, report
     assert "no fresh-nonce endpoint (an older plugin)" in lines(report, AIPKIT_STEPS)["nonce"]
 
 
 def test_aipkit_cache_post_failing_skips_the_stream(aipkit_site: Emulator) -> None:
-    aipkit_site.cache_faults.append(Reply.raw(503, '{"success":false,"data":{}}'))
+    aipkit_site.aipkit.cache_faults.append(Reply.raw(503, '{"success":false,"data":{}}'))
     healthy, report = doctor(aipkit_site.base_url)
     assert not healthy
     steps = lines(report, AIPKIT_STEPS)
@@ -364,7 +364,7 @@ def test_aipkit_stream_failing_is_its_own_line(aipkit_site: Emulator) -> None:
 def test_doctor_plugin_and_bot_id_options(
     aipkit_site: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    aipkit_site.aipkit_bots = (5, 6)
+    aipkit_site.aipkit.bots = (5, 6)
     argv = ["doctor", "--base-url", aipkit_site.base_url, "--timeout", "5"]
     assert main([*argv, "--plugin", "aipkit", "--bot-id", "6"]) == 0
     out = capsys.readouterr().out
@@ -411,15 +411,15 @@ def test_healthy_ai_engine_site(mwai_site: Emulator) -> None:
 
 
 def test_ai_engine_before_sessions(mwai_site: Emulator) -> None:
-    mwai_site.mwai_rest_nonce_in_page = True
-    mwai_site.mwai_start_session = False
+    mwai_site.mwai.rest_nonce_in_page = True
+    mwai_site.mwai.start_session = False
     healthy, report = doctor(mwai_site.base_url)
     assert healthy, report
     assert "no start_session route (AI Engine before 2.4.4)" in lines(report, MWAI_STEPS)["session"]
 
 
 def test_ai_engine_without_any_nonce_fails_at_the_session(mwai_site: Emulator) -> None:
-    mwai_site.mwai_start_session = False
+    mwai_site.mwai.start_session = False
     healthy, report = doctor(mwai_site.base_url)
     assert not healthy
     steps = lines(report, MWAI_STEPS)
@@ -428,7 +428,7 @@ def test_ai_engine_without_any_nonce_fails_at_the_session(mwai_site: Emulator) -
 
 
 def test_ai_engine_session_fault_is_its_line(mwai_site: Emulator) -> None:
-    mwai_site.session_faults.append(Reply.raw(502, "<html>Bad gateway</html>"))
+    mwai_site.mwai.session_faults.append(Reply.raw(502, "<html>Bad gateway</html>"))
     healthy, report = doctor(mwai_site.base_url)
     assert not healthy
     assert (

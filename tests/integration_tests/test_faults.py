@@ -355,7 +355,7 @@ def plugin_matrix_markdown() -> str:
 @pytest.mark.parametrize("plugin", NEWER_PLUGINS)
 @pytest.mark.parametrize("fault", PLUGIN_FAULTS, ids=[f.name for f in PLUGIN_FAULTS])
 async def test_fault_on_the_newer_plugins(fault: PluginFault, plugin: str, path: str) -> None:
-    with Emulator(plugin=plugin) as site:  # type: ignore[arg-type]
+    with Emulator(plugin=plugin) as site:
         site.stream = True
         cache = SiteCache()
         model = ChatChatGptEs(

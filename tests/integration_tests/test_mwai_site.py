@@ -165,7 +165,7 @@ def test_thinking_and_status_events_are_not_text(site: Emulator) -> None:
 
 
 def test_without_usage_the_estimate_is_used(site: Emulator) -> None:
-    site.mwai_usage = False
+    site.mwai.usage = False
     message = model_for(site).invoke("hi")
     assert message.response_metadata["usage_is_estimate"] is True
 
@@ -185,7 +185,7 @@ async def test_a_message_longer_than_the_site_allows_is_refused_before_sending(
 
 
 def test_the_limit_is_the_site_s_setting(site: Emulator) -> None:
-    site.mwai_text_input_max_length = 20
+    site.mwai.text_input_max_length = 20
     with pytest.raises(InvalidInputError, match="at most 20"):
         model_for(site).invoke("x" * 21)
     assert model_for(site).invoke("x" * 20).text
@@ -205,7 +205,7 @@ def test_a_long_conversation_warns_that_the_site_drops_turns(site: Emulator) -> 
 
 
 def test_bot_id_picks_among_several_and_is_checked_here(site: Emulator) -> None:
-    site.mwai_bots = ("default", "support")
+    site.mwai.bots = ("default", "support")
     assert (
         model_for(site, bot_id="support").invoke("hi").response_metadata["site_bot_id"] == "support"
     )
@@ -219,8 +219,8 @@ def test_bot_id_picks_among_several_and_is_checked_here(site: Emulator) -> None:
 
 
 def test_a_custom_id_bot(site: Emulator) -> None:
-    site.mwai_bots = ()
-    site.mwai_custom_bots = ("a1b2",)
+    site.mwai.bots = ()
+    site.mwai.custom_bots = ("a1b2",)
     message = model_for(site).invoke("x" * 600)  # no length rule for customId bots
     assert message.response_metadata["site_bot_id"] == "a1b2"
     body = site.submit_requests()[-1].json
@@ -238,7 +238,7 @@ def test_all_three_families_on_one_page(site: Emulator) -> None:
 
 
 def test_the_plain_rest_url_style(site: Emulator) -> None:
-    site.mwai_rest_url_style = "plain"
+    site.mwai.rest_url_style = "plain"
     assert model_for(site).invoke("hi").text
     assert all(r.query.get("rest_route") == mwai.SUBMIT_ROUTE for r in site.submit_requests())
 
@@ -262,7 +262,7 @@ async def test_concurrent_first_calls_share_one_session(site: Emulator) -> None:
 
 
 def test_a_page_nonce_needs_no_session(site: Emulator) -> None:
-    site.mwai_rest_nonce_in_page = True  # AI Engine 2.0.1 - 2.4.3
+    site.mwai.rest_nonce_in_page = True  # AI Engine 2.0.1 - 2.4.3
     model_for(site).invoke("hi")
     assert site.session_requests() == []
     assert site.submit_requests()[0].headers["x-wp-nonce"] == site.current_nonce()
@@ -294,8 +294,8 @@ def test_an_aging_nonce_is_replaced_by_new_token(site: Emulator) -> None:
 
 
 def test_an_old_site_without_sessions_reads_the_page_again(site: Emulator) -> None:
-    site.mwai_rest_nonce_in_page = True
-    site.mwai_start_session = False
+    site.mwai.rest_nonce_in_page = True
+    site.mwai.start_session = False
     model = model_for(site)
     model.invoke("first")
     site.advance(site.nonce_life * 2)
@@ -305,7 +305,7 @@ def test_an_old_site_without_sessions_reads_the_page_again(site: Emulator) -> No
 
 
 def test_no_nonce_and_no_session_route_says_so(site: Emulator) -> None:
-    site.mwai_start_session = False
+    site.mwai.start_session = False
     with pytest.raises(NonceNotFoundError, match="no session endpoint"):
         model_for(site).invoke("hi")
 
@@ -349,7 +349,7 @@ def test_guests_over_the_usage_limit(site: Emulator) -> None:
 
 
 def test_a_site_without_ai_engine_routes_is_named(site: Emulator) -> None:
-    site.mwai_rest_nonce_in_page = True
+    site.mwai.rest_nonce_in_page = True
     model = model_for(site)
     model.invoke("warm")
     site.page_variant = "no_chat_box"  # the plugin is switched off: its routes are gone
@@ -366,11 +366,11 @@ def test_a_site_without_ai_engine_routes_is_named(site: Emulator) -> None:
     ids=["502", "reset"],
 )
 def test_a_failed_session_is_retried(site: Emulator, fault: Reply, error: type[Exception]) -> None:
-    site.session_faults.append(fault)
+    site.mwai.session_faults.append(fault)
     assert model_for(site, max_retries=1).invoke("hi").text
     assert len(site.session_requests()) == 2
     # (Four: libcurl itself repeats a request whose kept-alive connection dropped unanswered.)
-    site.session_faults.extend([fault] * 4)
+    site.mwai.session_faults.extend([fault] * 4)
     with pytest.raises(error):  # a model with a cache of its own has no session yet
         model_for(site, max_retries=1, site_cache=SiteCache()).invoke("hi")
 
@@ -411,7 +411,7 @@ async def test_cancelling_at_either_step_leaves_the_model_usable(
     site: Emulator, stage: str
 ) -> None:
     if stage == "session":
-        site.session_faults.append(Reply.hang(30))
+        site.mwai.session_faults.append(Reply.hang(30))
     else:
         site.responder = ScriptedResponder([Reply.hang(30)])
     model = model_for(site, timeout=30, max_concurrency=1)
@@ -434,7 +434,7 @@ async def test_cancelling_at_either_step_leaves_the_model_usable(
 async def test_a_waiter_takes_over_a_cancelled_session(site: Emulator) -> None:
     # Two first calls share one session request; cancelling the one that makes it hands
     # the work to the other, which still answers.
-    site.session_faults.append(Reply.hang(30))
+    site.mwai.session_faults.append(Reply.hang(30))
     model = model_for(site, timeout=30)
     first = asyncio.create_task(model.ainvoke("first"))
     for _ in range(500):

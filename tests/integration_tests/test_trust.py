@@ -23,7 +23,13 @@ from langchain_chatgptes import (
     RefusedRedirectError,
     UntrustedEndpointError,
 )
-from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
+from langchain_chatgptes.emulator import (
+    AipkitOptions,
+    Emulator,
+    MwaiOptions,
+    Reply,
+    ScriptedResponder,
+)
 from langchain_chatgptes.protocols import mwai
 
 from .conftest import PATHS, call
@@ -139,7 +145,9 @@ async def test_endpoints_on_another_host_are_refused_unless_allowed(
     plugin: Plugin, path: str
 ) -> None:
     with (
-        site_for(plugin, path, aipkit_pro=True) as other,  # (AIPKit Pro: embeds allowed)
+        site_for(
+            plugin, path, aipkit=AipkitOptions(pro=True)
+        ) as other,  # (AIPKit Pro: embeds allowed)
         site_for(plugin, path, page_endpoint=endpoint_on(other)) as site,  # names `other`
     ):
         with pytest.raises(UntrustedEndpointError, match="on another site") as info:
@@ -184,11 +192,11 @@ async def test_a_chat_request_is_never_redirected(plugin: Plugin, path: str, sta
 async def test_aipkits_cache_post_and_nonce_refresh_are_never_redirected(path: str) -> None:
     with site_for("aipkit", path) as other, site_for("aipkit", path) as site:
         model = model_for(site)
-        site.cache_faults = [redirect(303, other.base_url + "/x")]
+        site.aipkit.cache_faults = [redirect(303, other.base_url + "/x")]
         with pytest.raises(RefusedRedirectError, match="cache POST"):
             await call(model, path)
         site.advance(259200)  # the nonce expires: the next call refreshes it
-        site.refresh_faults = [redirect(302, other.base_url + "/nonce")]
+        site.aipkit.refresh_faults = [redirect(302, other.base_url + "/nonce")]
         with pytest.raises(RefusedRedirectError, match="nonce request"):
             await call(model, path)
         assert other.requests == []
@@ -197,7 +205,7 @@ async def test_aipkits_cache_post_and_nonce_refresh_are_never_redirected(path: s
 @pytest.mark.parametrize("path", PATHS)
 async def test_ai_engines_session_and_submit_are_never_redirected(path: str) -> None:
     with site_for("mwai", path) as other, site_for("mwai", path) as site:
-        site.session_faults = [redirect(307, other.base_url + "/wp-json/x")]
+        site.mwai.session_faults = [redirect(307, other.base_url + "/wp-json/x")]
         with pytest.raises(RefusedRedirectError, match="session request"):
             await call(model_for(site), path)
         site.responder = ScriptedResponder([redirect(307, other.base_url + mwai.SUBMIT_ROUTE)])
@@ -254,7 +262,7 @@ async def test_a_page_that_redirects_forever_is_given_up() -> None:
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_ai_engine_resolves_a_relative_rest_url_against_the_page(path: str) -> None:
-    with site_for("mwai", path, mwai_rest_url_style="relative") as site:
+    with site_for("mwai", path, mwai=MwaiOptions(rest_url_style="relative")) as site:
         assert (await call(model_for(site, max_retries=0), path)).text == ANSWER
         assert len(site.submit_requests()) == 1
 
