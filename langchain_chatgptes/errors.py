@@ -169,7 +169,10 @@ class NonceRejectedError(NonceError, ModelAuthenticationError):
 
 
 class SiteError(ChatGptEsError):
-    """The site answered with an error message of its own (a refusal: not retryable).
+    """The site answered with an error message of its own.
+
+    A refusal (banned words, a closed bot) is not retryable; an upstream failure the site
+    reports with a 5xx status is (``is_retryable``).
 
     Attributes:
         site_message: The site's message, verbatim.
@@ -178,6 +181,7 @@ class SiteError(ChatGptEsError):
     def __init__(self, site_message: str, *, status_code: int | None = None) -> None:
         super().__init__(f"chatgpt.es returned an error: {site_message}", status_code=status_code)
         self.site_message = site_message
+        self.is_retryable = status_code is not None and status_code >= 500
 
 
 class ConsentRequiredError(SiteError, ModelPermissionDeniedError):

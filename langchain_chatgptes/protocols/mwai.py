@@ -502,7 +502,9 @@ class _SessionReader(WholeBodyReader):
                 f"start_session gave no nonce: {excerpt(json.dumps(obj))!r}",
                 status_code=head.status,
             )
-        cookies = dict(self._state.cookies)
+        # Every cookie the site set goes back with the calls, as a browser sends it (the
+        # plugin's session, and PHP's own: without it each session would open another).
+        cookies = {**dict(self._state.cookies), **head.cookies}
         session = head.cookies.get(SESSION_COOKIE) or _text(obj.get("sessionId"))
         if session:
             cookies[SESSION_COOKIE] = session

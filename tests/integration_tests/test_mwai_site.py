@@ -79,6 +79,8 @@ def test_what_is_sent(site: Emulator) -> None:
     assert one.headers["x-wp-nonce"] == two.headers["x-wp-nonce"] == nonce
     assert one.headers["content-type"].startswith("application/json")
     assert one.cookies["mwai_session_id"] == two.cookies["mwai_session_id"]
+    # PHP's session cookie goes back too, as a browser sends it (one PHP session, not many).
+    assert one.cookies["PHPSESSID"] == two.cookies["PHPSESSID"]
     assert one.json is not None and two.json is not None
     assert set(two.json) == {
         "botId",

@@ -48,6 +48,7 @@ TABLE: list[tuple[ChatGptEsError, type[ModelError], bool]] = [
     (NonceNotFoundError("no bot"), ModelNotFoundError, False),
     (NonceRejectedError("refused"), ModelAuthenticationError, False),
     (SiteError("banned word"), ModelError, False),
+    (SiteError("upstream down", status_code=500), ModelError, True),
     (ConsentRequiredError("tick the box"), ModelPermissionDeniedError, False),
     (RateLimitError("429", status_code=429), ModelRateLimitError, True),
     (RateLimitError("token limit"), ModelRateLimitError, True),
@@ -98,8 +99,8 @@ def test_the_readme_table_says_the_same() -> None:
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for error, model_error, retryable in TABLE:
-        if type(error) is HTTPStatusError:
-            continue  # one row: "5xx only"
+        if type(error) in (HTTPStatusError, SiteError):
+            continue  # rows that say "5xx only"
         row = next(
             (
                 line
@@ -111,3 +112,12 @@ def test_the_readme_table_says_the_same() -> None:
         assert row is not None, f"no README row for {type(error).__name__}"
         assert f"`{model_error.__name__}`" in row
         assert ("| yes |" if retryable else "| no |") in row
+
+
+def test_the_readme_says_5xx_only_where_it_depends_on_the_status() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in ("HTTPStatusError", "SiteError"):
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{name}`")]
+        assert "| 5xx only |" in row
