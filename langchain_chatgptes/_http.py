@@ -246,15 +246,11 @@ class Transfer:
         chunks = self._chunks
         while True:
             if chunks:
-                # What arrived since the last wake-up goes up as one piece: one pass through
-                # the reader, the answer engine and the generators above, not one per event.
+                # What arrived since the last wake-up goes up as one piece (up to a size): one
+                # pass through the reader, the answer engine and the generators above, not one
+                # per event; a fast, large stream is not copied into one big piece.
                 received = True
-                if len(chunks) == 1:
-                    yield chunks.popleft()
-                else:
-                    joined = b"".join(chunks)
-                    chunks.clear()
-                    yield joined
+                yield chunks.popleft() if len(chunks) == 1 else _take(chunks)
                 continue
             if task.done():
                 break
@@ -289,6 +285,20 @@ class Transfer:
         while self._chunks:
             yield self._chunks.popleft()
         self.head = reply_head(response)
+
+
+_PIECE = 64 * 1024
+"""Chunks are joined into pieces of about this many bytes at most."""
+
+
+def _take(chunks: deque[bytes]) -> bytes:
+    """The first chunks, joined, up to about :data:`_PIECE` bytes (at least one chunk)."""
+    taken = [chunks.popleft()]
+    size = len(taken[0])
+    while chunks and size + len(chunks[0]) <= _PIECE:
+        size += len(chunks[0])
+        taken.append(chunks.popleft())
+    return b"".join(taken)
 
 
 class Adapter(Protocol):
