@@ -7,7 +7,7 @@ import signal
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, get_args
 
 from langchain_chatgptes.emulator import (
     DEFAULT_PLUGIN,
@@ -16,6 +16,7 @@ from langchain_chatgptes.emulator import (
     Emulator,
     MwaiOptions,
 )
+from langchain_chatgptes.emulator._pages import PageVariant
 
 
 class _Stop(Exception):
@@ -50,17 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--token-limit", type=int, default=None)
     add(
         "--page-variant",
-        choices=[
-            "standard",
-            "minified",
-            "noisy",
-            "no_chat_box",
-            "no_data_nonce",
-            "no_nonce",
-            "both",
-            "mixed",
-            "decoys",
-        ],
+        choices=get_args(PageVariant),
         default="standard",
     )
     add("--page-endpoint", default=None, help="the chat endpoint the page names (hostile pages)")
