@@ -11,6 +11,7 @@ from importlib import metadata
 
 from langchain_chatgptes.chat_models import KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import (
+    AllSitesFailedError,
     BlockedError,
     ChatGptEsError,
     ConsentRequiredError,
@@ -38,6 +39,7 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 
 __all__ = [
     "KNOWN_MODELS",
+    "AllSitesFailedError",
     "BlockedError",
     "ChatChatGptEs",
     "ChatGptEsError",

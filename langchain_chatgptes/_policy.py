@@ -126,6 +126,7 @@ class Settings:
         bot_id: Which bot of the page, or ``None`` for the rule's choice.
         allowed_hosts: Hosts besides the page's own that requests may go to (checked
             ``_trust.host_entry`` values).
+        site_url: The site as the model lists it (``response_metadata["site_url"]``).
     """
 
     page_url: str
@@ -134,6 +135,7 @@ class Settings:
     plugin: str = "auto"
     bot_id: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    site_url: str = ""
 
 
 def _retryable(exc: ChatGptEsError) -> bool:
@@ -326,7 +328,11 @@ class Pipeline:
         """One attempt: the bot and its state, one protocol call, its state written back."""
         bot, state = await self._bot(chat, progress)
         call = protocol_named(bot.protocol).start(bot, state, chat)
-        yield [Metadata({"site_plugin": bot.protocol, "site_bot_id": bot.bot_id}), *call.notices]
+        site = {"site_url": self.settings.site_url or self.settings.page_url}
+        yield [
+            Metadata({**site, "site_plugin": bot.protocol, "site_bot_id": bot.bot_id}),
+            *call.notices,
+        ]
         try:
             async with aclosing(self._run(call, self.trust(bot))) as batches:
                 async for batch in batches:

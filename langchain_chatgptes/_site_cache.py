@@ -1,7 +1,8 @@
 """Page facts and per-bot state, owned by an object: one shared per process by default.
 
 A :class:`SiteCache` maps a page URL to the page as read (every bot on it) and to the state
-each bot's calls keep between calls (nonce, session cookies). Concurrent callers that find
+each bot's calls keep between calls (nonce, session cookies), and keeps each site's health
+(:attr:`SiteCache.health`, see ``_sites``). Concurrent callers that find
 no fresh entry share one page fetch, whatever thread or event loop they run on. Models use
 :meth:`SiteCache.shared` unless given their own (``ChatChatGptEs(site_cache=...)``).
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from langchain_chatgptes._limits import SITE_CACHE_TTL
+from langchain_chatgptes._sites import HealthBook
 from langchain_chatgptes.protocols import Page
 from langchain_chatgptes.protocols._base import Bot, BotState
 
@@ -51,6 +53,8 @@ class SiteCache:
         self._flights: dict[Hashable, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.health = HealthBook()
+        """What is known of each site's health (for models with several sites)."""
 
     @classmethod
     def shared(cls) -> SiteCache:

@@ -69,6 +69,7 @@ from langchain_chatgptes._answer import PROVIDER, AnswerEngine, AnswerSpec, text
 from langchain_chatgptes._conversation import Visitor
 from langchain_chatgptes._output import tokens_for_chars
 from langchain_chatgptes._prompt import render_instructions
+from langchain_chatgptes._sites import MAX_COOLDOWN, SiteHealth, SiteOrder
 from langchain_chatgptes._tools import ToolChoice, tool_choice_of
 from langchain_chatgptes._trust import host_entry, mask_credentials, page_url, site_url
 from langchain_chatgptes.errors import (
@@ -82,8 +83,9 @@ from langchain_chatgptes.errors import (
 )
 
 if TYPE_CHECKING:
-    from langchain_chatgptes._policy import Pipeline, Settings
+    from langchain_chatgptes._policy import Settings
     from langchain_chatgptes._sessions import Runtime, SessionOptions
+    from langchain_chatgptes._sites import Router
 
 ModelLabel = Literal["gpt-4", "gpt-4o", "gpt-4o-mini"]
 KNOWN_MODELS: tuple[str, ...] = get_args(ModelLabel)
@@ -177,6 +179,12 @@ def _caller_frame(frame: FrameType | None) -> FrameType | None:
             return frame
         frame = frame.f_back
     return None
+
+
+def _sites_from_env(value: str) -> str | list[str]:
+    """``CHATGPTES_BASE_URL``: one site, or several separated by commas or whitespace."""
+    sites = [mask_credentials(site) for site in value.replace(",", " ").split()]
+    return sites[0] if len(sites) == 1 else sites
 
 
 def _notify(engine: AnswerEngine) -> None:
@@ -330,14 +338,21 @@ class ChatChatGptEs(BaseChatModel):
 
     model_name: ModelLabel = Field(default="gpt-4o", alias="model")
     """Model label (``gpt-4o``, ``gpt-4o-mini`` or ``gpt-4``); the site picks the model."""
-    base_url: str = Field(
-        default_factory=lambda: mask_credentials(
+    base_url: str | list[str] = Field(
+        default_factory=lambda: _sites_from_env(
             from_env("CHATGPTES_BASE_URL", default=DEFAULT_BASE_URL)()
         ),
         validate_default=True,  # a bad CHATGPTES_BASE_URL is a ValidationError too
     )
-    """The site's address: its chat page (env ``CHATGPTES_BASE_URL``). http(s) only, no
+    """The site's address, its chat page, or a list of sites to use in turn (env
+    ``CHATGPTES_BASE_URL``: several separated by commas or whitespace). http(s) only, no
     credentials; a query string is kept (``https://site/?lang=es``)."""
+    site_order: SiteOrder = "listed"
+    """With several sites: ``listed`` (the first healthy one in the order given) or
+    ``fastest`` (the healthy one with the lowest recent time to first byte first)."""
+    site_cooldown: Annotated[float, Field(gt=0, le=MAX_COOLDOWN)] = 60.0
+    """With several sites: seconds a site that failed a call is skipped, doubling while it
+    keeps failing (at most 900), before one call probes it again."""
     allowed_hosts: list[str] = Field(default_factory=list)
     """Hosts besides the page's own that the chat box may send requests to (``host`` or
     ``host:port``), for a site whose chat box is served from another host you trust. Empty:
@@ -442,12 +457,20 @@ class ChatChatGptEs(BaseChatModel):
         url = data.get("base_url") if isinstance(data, dict) else None
         if isinstance(url, str) and "@" in url:
             data = {**data, "base_url": mask_credentials(url)}
+        elif isinstance(url, list | tuple):
+            masked = [mask_credentials(u) if isinstance(u, str) else u for u in url]
+            data = {**data, "base_url": masked}
         return data
 
     @field_validator("base_url")
     @classmethod
-    def _validate_base_url(cls, value: str) -> str:
-        return site_url(value)
+    def _validate_base_url(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return site_url(value)
+        sites = list(dict.fromkeys(site_url(url) for url in value))  # (each site once)
+        if not sites:
+            raise ValueError("base_url must name at least one site")
+        return sites
 
     @field_validator("plugin")
     @classmethod
@@ -505,10 +528,29 @@ class ChatChatGptEs(BaseChatModel):
         return f"{PROVIDER}-{self.model_name}"
 
     @property
+    def sites(self) -> list[str]:
+        """The sites this model uses, in the order given (one, or several)."""
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    def site_health(self) -> list[SiteHealth]:
+        """What is known of each of this model's sites, one record per site.
+
+        State, failures, cooldown, time to first byte, counts and last error, shared by
+        every model of the process that uses the same ``site_cache``. See the "Several
+        sites" guide.
+        """
+        from langchain_chatgptes._site_cache import SiteCache
+
+        book = (self.site_cache or SiteCache.shared()).health
+        return [book.snapshot(url) for url in self.sites]
+
+    @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
             "base_url": self.base_url,
+            "plugin": self.plugin,
+            "bot_id": self.bot_id,
             "impersonate": self.impersonate,
             "stop": self.stop,
             "max_tokens": self.max_tokens,
@@ -594,25 +636,30 @@ class ChatChatGptEs(BaseChatModel):
             old.close()  # its sessions on other loops close with their loops
         return self._runtime
 
-    def _settings(self) -> Settings:
+    def _settings(self, site: str) -> Settings:
         from langchain_chatgptes._policy import Settings
 
         return Settings(
-            page_url(self.base_url),
+            page_url(site),
             self.timeout,
-            self.max_retries,
+            # With several sites, moving on to the next one is the retry.
+            self.max_retries if isinstance(self.base_url, str) else 0,
             self.plugin,
             self.bot_id,
             tuple(self.allowed_hosts),
+            site_url=site,
         )
 
-    async def _pipeline(self, runtime: Runtime, *, on_io_thread: bool) -> Pipeline:
-        """The policy layer for this model, on the running loop's adapter."""
+    async def _pipeline(self, runtime: Runtime, *, on_io_thread: bool) -> Router:
+        """The sites' policy layers on the running loop's adapter, behind the router."""
         from langchain_chatgptes._policy import Pipeline
         from langchain_chatgptes._site_cache import SiteCache
+        from langchain_chatgptes._sites import Router
 
         adapter = await runtime.adapter(on_io_thread=on_io_thread)
-        return Pipeline(self._settings(), self.site_cache or SiteCache.shared(), adapter)
+        cache = self.site_cache or SiteCache.shared()
+        pipelines = {site: Pipeline(self._settings(site), cache, adapter) for site in self.sites}
+        return Router(pipelines, cache.health, self.site_order, self.site_cooldown)
 
     def close(self) -> None:
         """Close the session of the sync methods (connections are kept alive between calls).

@@ -18,8 +18,9 @@ catch everything at once or pick the concern it can act on::
     │   ├── IncompleteAnswerError             an answer cut before its end (text came first)
     │   └── ResponseTooLargeError             a page, reply or event above the size caps
     ├── HTTPStatusError                       an unexpected HTTP status (e.g. 5xx)
-    └── TransportError                        connection, TLS, proxy or DNS failure
-        └── RequestTimeoutError (also TimeoutError)
+    ├── TransportError                        connection, TLS, proxy or DNS failure
+    │   └── RequestTimeoutError (also TimeoutError)
+    └── AllSitesFailedError                   every site of a model with several failed
 
 Each is also one of LangChain's own model errors (``langchain_core.exceptions.ModelError``
 and its subclasses: ``InvalidInputError`` is a ``ModelInvalidRequestError``, ``RateLimitError``
@@ -29,6 +30,8 @@ a ``ModelRateLimitError``, ``TransportError`` a ``ModelConnectionError``...), wh
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from langchain_core.exceptions import (
     ModelAPIError,
@@ -43,6 +46,7 @@ from langchain_core.exceptions import (
 )
 
 __all__ = [
+    "AllSitesFailedError",
     "BlockedError",
     "ChatGptEsError",
     "ConsentRequiredError",
@@ -94,11 +98,16 @@ class InvalidInputError(ChatGptEsError, ModelInvalidRequestError, ValueError):
 
     Attributes:
         setting: The argument or setting at fault, when one is (e.g. ``"impersonate"``).
+        site_specific: A rule of this site only (e.g. AI Engine's ``textInputMaxLength``):
+            another site may take the same call (a model with several sites moves on).
     """
 
-    def __init__(self, message: str, *, setting: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, setting: str | None = None, site_specific: bool = False
+    ) -> None:
         super().__init__(message)
         self.setting = setting
+        self.site_specific = site_specific
 
 
 class UntrustedEndpointError(ChatGptEsError, ModelPermissionDeniedError):
@@ -279,6 +288,26 @@ class TransportError(ChatGptEsError, ModelConnectionError):
 
 class RequestTimeoutError(TransportError, ModelTimeoutError, TimeoutError):
     """A connect, total or idle time limit ran out."""
+
+
+class AllSitesFailedError(ChatGptEsError, ModelAPIError):
+    """Every site of a model with several failed the call (or was cooling down).
+
+    Attributes:
+        failures: ``(site, error)`` for each site tried, in the order tried.
+        cooling: The sites skipped because they are cooling down after failures.
+        is_retryable: Whether any site's error was retryable.
+    """
+
+    def __init__(
+        self, failures: Sequence[tuple[str, ChatGptEsError]], cooling: Sequence[str] = ()
+    ) -> None:
+        tried = "; ".join(f"{site}: {type(error).__name__}: {error}" for site, error in failures)
+        skipped = f" Cooling down after failures: {', '.join(cooling)}." if cooling else ""
+        super().__init__(f"Every site failed. {tried}.{skipped}")
+        self.failures = tuple(failures)
+        self.cooling = tuple(cooling)
+        self.is_retryable = any(error.is_retryable for _, error in failures)
 
 
 class HistoryTrimWarning(UserWarning):

@@ -245,6 +245,7 @@ def check_length(bot: Bot, new_message: str) -> None:
             f"site takes at most {limit} (its textInputMaxLength). Shorten it, or move "
             "context into a system message or earlier turns.",
             setting="messages",
+            site_specific=True,  # another site (with several) may take it
         )
 
 

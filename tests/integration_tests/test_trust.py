@@ -9,9 +9,6 @@ internal service that ``gopher://`` or ``dict://`` would write to.
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,52 +29,12 @@ from langchain_chatgptes.emulator import (
 )
 from langchain_chatgptes.protocols import mwai
 
-from .conftest import PATHS, call
+from .conftest import PATHS, Listener, call
 
 Plugin = Literal["wpaicg", "aipkit", "mwai"]
 PLUGINS: tuple[Plugin, ...] = ("wpaicg", "aipkit", "mwai")
 SECRET = "TOP-SECRET-7f3a9c"
 ANSWER = "answered by the site"
-
-
-class Listener:
-    """A TCP port that counts the connections made to it (an internal service's stand-in)."""
-
-    def __init__(self) -> None:
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(16)
-        self._socket.settimeout(0.05)
-        self.port = self._socket.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._socket.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._socket.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    port = Listener()
-    try:
-        yield port
-    finally:
-        port.close()
 
 
 def site_for(plugin: Plugin, path: str, **options: Any) -> Emulator:

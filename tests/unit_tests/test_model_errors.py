@@ -21,6 +21,7 @@ from langchain_core.exceptions import (
 )
 
 from langchain_chatgptes import (
+    AllSitesFailedError,
     BlockedError,
     ChatGptEsError,
     ConsentRequiredError,
@@ -62,6 +63,8 @@ TABLE: list[tuple[ChatGptEsError, type[ModelError], bool]] = [
     (TransportError("reset"), ModelConnectionError, True),
     (TransportError("proxy down", at_proxy=True), ModelConnectionError, True),
     (RequestTimeoutError("slow"), ModelTimeoutError, True),
+    (AllSitesFailedError([("https://a", TransportError("x"))]), ModelAPIError, True),
+    (AllSitesFailedError([("https://a", BlockedError("x"))]), ModelAPIError, False),
 ]
 
 
@@ -99,8 +102,8 @@ def test_the_readme_table_says_the_same() -> None:
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for error, model_error, retryable in TABLE:
-        if type(error) in (HTTPStatusError, SiteError):
-            continue  # rows that say "5xx only"
+        if type(error) in (HTTPStatusError, SiteError, AllSitesFailedError):
+            continue  # rows whose answer depends on the instance
         row = next(
             (
                 line
@@ -121,3 +124,11 @@ def test_the_readme_says_5xx_only_where_it_depends_on_the_status() -> None:
     for name in ("HTTPStatusError", "SiteError"):
         (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{name}`")]
         assert "| 5xx only |" in row
+
+
+def test_the_readme_says_when_every_site_failing_is_retryable() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `AllSitesFailedError`")]
+    assert "| `ModelAPIError` | if one site's error is |" in row
