@@ -14,10 +14,10 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from langchain_chatgptes._doctor import run_doctor
+from langchain_chatgptes._doctor import run_doctor, run_doctors
 from langchain_chatgptes._trust import host_entry
 from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, ChatChatGptEs
 from langchain_chatgptes.errors import ChatGptEsError
@@ -102,6 +102,13 @@ def _doctor_parser() -> argparse.ArgumentParser:
         "of each step; exits with 0 when every step passed, 1 otherwise.",
     )
     parser.add_argument(
+        "sites",
+        nargs="*",
+        metavar="URL",
+        help="the sites to check, in the order a model would list them (default: --base-url, "
+        f"$CHATGPTES_BASE_URL or {DEFAULT_BASE_URL}); with several, a ranking follows",
+    )
+    parser.add_argument(
         "--base-url", help=f"the site (default: $CHATGPTES_BASE_URL or {DEFAULT_BASE_URL})"
     )
     parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
@@ -117,6 +124,11 @@ def _doctor_parser() -> argparse.ArgumentParser:
         "--emulator",
         action="store_true",
         help="check a fresh bundled local emulator of the site instead (offline demo)",
+    )
+    parser.add_argument(
+        "--all-plugins",
+        action="store_true",
+        help="with --emulator: start one emulated site per plugin and check them all",
     )
     _plugin_arguments(parser)
     return parser
@@ -137,21 +149,42 @@ def _site(args: argparse.Namespace, *, stream: bool = True) -> Iterator[str | No
         yield emulator.base_url
 
 
+@contextmanager
+def _doctor_sites(args: argparse.Namespace) -> Iterator[list[str]]:
+    """The sites to check: the emulators started for the purpose, or the user's."""
+    if args.emulator and args.all_plugins:
+        from langchain_chatgptes.emulator import PLUGINS, Emulator
+
+        with ExitStack() as stack:
+            emulators = [stack.enter_context(Emulator(plugin=name)) for name in PLUGINS]
+            for name, emulator in zip(PLUGINS, emulators, strict=True):
+                print(f"[local emulator ({name}) at {emulator.base_url}]", file=sys.stderr)
+            yield [emulator.base_url for emulator in emulators]
+        return
+    with _site(args) as base_url:
+        given = args.sites or ([base_url] if base_url else [])
+        listed = os.environ.get("CHATGPTES_BASE_URL", "").replace(",", " ").split()
+        yield given or listed or [DEFAULT_BASE_URL]
+
+
 def _doctor(argv: Sequence[str]) -> int:
     """Run ``doctor``; returns the exit status."""
     args = _doctor_parser().parse_args(argv)
     try:
-        with _site(args) as base_url:
-            healthy = run_doctor(
-                base_url or os.environ.get("CHATGPTES_BASE_URL") or DEFAULT_BASE_URL,
-                proxy=args.proxy or os.environ.get("CHATGPTES_PROXY") or None,
-                timeout=args.timeout,
-                impersonate=args.impersonate,
-                out=sys.stdout,
-                plugin=args.plugin or os.environ.get("CHATGPTES_PLUGIN") or "auto",
-                bot_id=args.bot_id,
-                allowed_hosts=tuple(args.allowed_host),
-            )
+        with _doctor_sites(args) as sites:
+            options: dict[str, Any] = {
+                "proxy": args.proxy or os.environ.get("CHATGPTES_PROXY") or None,
+                "timeout": args.timeout,
+                "impersonate": args.impersonate,
+                "out": sys.stdout,
+                "plugin": args.plugin or os.environ.get("CHATGPTES_PLUGIN") or "auto",
+                "bot_id": args.bot_id,
+                "allowed_hosts": tuple(args.allowed_host),
+            }
+            if len(sites) == 1:
+                healthy = run_doctor(sites[0], **options)
+            else:
+                healthy = run_doctors(sites, **options)
     except ValueError as exc:  # a base URL that is not one
         print(f"error: {exc}", file=sys.stderr)
         return 2

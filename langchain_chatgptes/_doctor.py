@@ -17,7 +17,8 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 from langchain_chatgptes._conversation import ChatInput, Turn, Visitor
@@ -94,6 +95,7 @@ class _Checkup:
         self.body = b""
         self.bot: Bot | None = None
         self.observed: list[tuple[HttpRequest, float, BaseException | None]] = []
+        self.answer_seconds: float | None = None
         pipeline.observer = lambda request, seconds, error: self.observed.append(
             (request, seconds, error)
         )
@@ -220,6 +222,21 @@ def _line(out: TextIO, step: str, verdict: str, ms: str, detail: str) -> None:
     out.flush()
 
 
+@dataclass(frozen=True)
+class SiteReport:
+    """One site's checkup, for the summary of several.
+
+    Attributes:
+        url: The site.
+        failed: The step that failed, or ``None`` when the site answered.
+        answer_seconds: How long sending the prompt took, when it answered.
+    """
+
+    url: str
+    failed: str | None
+    answer_seconds: float | None
+
+
 async def _run_steps(checkup: _Checkup, out: TextIO) -> str | None:
     steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
         ("fetch page", checkup.fetch_page),
@@ -246,7 +263,9 @@ async def _run_steps(checkup: _Checkup, out: TextIO) -> str | None:
         for name in planned:
             _line(out, name, "SKIP", "-", f"not run: {failed!r} failed")
         return failed
+    started = time.perf_counter()
     lines = await checkup.send_prompt()
+    checkup.answer_seconds = time.perf_counter() - started
     for name, verdict, seconds, detail in lines:
         _line(out, name, verdict, f"{seconds * 1000:.0f}", detail)
         if verdict == "FAIL" and failed is None:
@@ -285,30 +304,98 @@ def run_doctor(
     Raises:
         ValueError: ``base_url`` is not an http(s) URL the model would accept.
     """
+    options = _Options(proxy, timeout, impersonate, plugin, bot_id, allowed_hosts)
+    return _check(base_url, options, out).failed is None
+
+
+def run_doctors(
+    base_urls: Sequence[str],
+    *,
+    proxy: str | None,
+    timeout: float,
+    impersonate: str,
+    out: TextIO,
+    plugin: str = "auto",
+    bot_id: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+) -> bool:
+    """Check several sites in turn, then rank them and say the order a model would use.
+
+    Arguments as :func:`run_doctor`, for each site of ``base_urls``.
+
+    Returns:
+        True when at least one site answered.
+
+    Raises:
+        ValueError: A URL is not an http(s) URL the model would accept.
+    """
+    sites = [site_url(url) for url in base_urls]  # every URL checked before any request
+    options = _Options(proxy, timeout, impersonate, plugin, bot_id, allowed_hosts)
+    reports = []
+    for url in sites:
+        reports.append(_check(url, options, out))
+        out.write("\n")
+    _summary(reports, out)
+    return any(report.failed is None for report in reports)
+
+
+@dataclass(frozen=True)
+class _Options:
+    proxy: str | None
+    timeout: float
+    impersonate: str
+    plugin: str
+    bot_id: str | None
+    allowed_hosts: tuple[str, ...]
+
+
+def _check(base_url: str, options: _Options, out: TextIO) -> SiteReport:
+    """One site's steps, printed; what they found."""
     page = page_url(site_url(base_url))
-    shown_proxy = mask_proxy(proxy) if proxy else "none"
+    shown_proxy = mask_proxy(options.proxy) if options.proxy else "none"
+    bot = f", bot {options.bot_id}" if options.bot_id else ""
     out.write(
-        f"doctor: {base_url} (impersonate {impersonate}, proxy {shown_proxy}, "
-        f"timeout {timeout:g} s, plugin {plugin}" + (f", bot {bot_id}" if bot_id else "") + ")\n"
+        f"doctor: {base_url} (impersonate {options.impersonate}, proxy {shown_proxy}, "
+        f"timeout {options.timeout:g} s, plugin {options.plugin}{bot})\n"
     )
 
-    async def main() -> str | None:
-        runtime = Runtime(SessionOptions(impersonate=impersonate, proxy=proxy))
+    async def main() -> SiteReport:
+        runtime = Runtime(SessionOptions(impersonate=options.impersonate, proxy=options.proxy))
         settings = Settings(
             page,
-            timeout,
+            options.timeout,
             max_retries=0,
-            plugin=plugin,
-            bot_id=bot_id,
-            allowed_hosts=tuple(host_entry(host) for host in allowed_hosts),
+            plugin=options.plugin,
+            bot_id=options.bot_id,
+            allowed_hosts=tuple(host_entry(host) for host in options.allowed_hosts),
         )
         try:
             adapter = await runtime.adapter()
-            pipeline = Pipeline(settings, SiteCache(), adapter)
-            return await _run_steps(_Checkup(pipeline, proxy), out)
+            checkup = _Checkup(Pipeline(settings, SiteCache(), adapter), options.proxy)
+            failed = await _run_steps(checkup, out)
+            return SiteReport(base_url, failed, checkup.answer_seconds if not failed else None)
         finally:
             await runtime.aclose()
 
-    failed = asyncio.run(main())
-    out.write("healthy\n" if failed is None else f"not healthy: {failed}\n")
-    return failed is None
+    report = asyncio.run(main())
+    out.write("healthy\n" if report.failed is None else f"not healthy: {report.failed}\n")
+    return report
+
+
+def _summary(reports: Sequence[SiteReport], out: TextIO) -> None:
+    """The sites ranked (those that answered first, fastest first), and the order to use."""
+    ranked = sorted(reports, key=lambda r: (r.failed is not None, r.answer_seconds or 0.0))
+    out.write("sites, best first:\n")
+    for rank, report in enumerate(ranked, 1):
+        verdict = "OK  " if report.failed is None else "FAIL"
+        took = f"{report.answer_seconds * 1000:6.0f} ms" if report.answer_seconds else "      -   "
+        why = "answered" if report.failed is None else f"failed at {report.failed!r}"
+        out.write(f"{rank:>2}. {verdict} {took}  {report.url}  {why}\n")
+    answered = [r.url for r in reports if r.failed is None]
+    fastest = [r.url for r in ranked if r.failed is None]
+    if not answered:
+        out.write("no site answered\n")
+        return
+    out.write(f"order (site_order='listed'): {', '.join(answered)}\n")
+    out.write(f"order (site_order='fastest'): {', '.join(fastest)}\n")
+    out.write(f"{len(answered)} of {len(reports)} sites answered\n")

@@ -14,7 +14,7 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from langchain_chatgptes.__main__ import main
-from langchain_chatgptes._doctor import PROMPT, run_doctor
+from langchain_chatgptes._doctor import PROMPT, run_doctor, run_doctors
 from langchain_chatgptes._prompt import build_message
 from langchain_chatgptes.emulator import Emulator, Reply, ScriptedResponder
 from langchain_chatgptes.protocols.wpaicg import NONCE_EXPIRED_TEXT
@@ -448,3 +448,48 @@ def test_doctor_with_the_bundled_ai_engine_emulator(capsys: pytest.CaptureFixtur
     assert main(["doctor", "--emulator", "--plugin", "mwai"]) == 0
     captured = capsys.readouterr()
     assert "session" in captured.out and "emulator (mwai)" in captured.err
+
+
+# --- several sites ---------------------------------------------------------------------------
+
+
+def test_several_sites_are_checked_in_turn_and_ranked(emulator: Emulator) -> None:
+    out = io.StringIO()
+    healthy = run_doctors(
+        [UNREACHABLE, emulator.base_url], proxy=None, timeout=5, impersonate="chrome", out=out
+    )
+    report = out.getvalue()
+    assert healthy  # one site answers
+    assert report.count("doctor: ") == 2
+    ranking = report.split("sites, best first:\n", 1)[1].splitlines()
+    assert ranking[0].startswith(" 1. OK") and emulator.base_url in ranking[0]
+    assert ranking[1].startswith(" 2. FAIL") and UNREACHABLE in ranking[1]
+    assert f"order (site_order='listed'): {emulator.base_url}\n" in report
+    assert "1 of 2 sites answered" in report
+
+
+def test_the_cli_checks_every_url_and_exits_0_when_one_answers(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["doctor", UNREACHABLE, emulator.base_url, "--timeout", "5"]) == 0
+    assert "1 of 2 sites answered" in capsys.readouterr().out
+    assert main(["doctor", UNREACHABLE, "http://127.0.0.1:7", "--timeout", "5"]) == 1
+    assert "no site answered" in capsys.readouterr().out
+
+
+def test_the_cli_can_check_one_emulated_site_per_plugin(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["doctor", "--emulator", "--all-plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 sites answered" in out
+    assert all(f"{name} bot" in out for name in ("wpaicg", "aipkit", "mwai"))
+
+
+def test_every_url_is_checked_before_any_request() -> None:
+    out = io.StringIO()
+    with pytest.raises(ValueError, match="base_url"):
+        run_doctors(
+            ["http://127.0.0.1:9", "ftp://x"], proxy=None, timeout=5, impersonate="chrome", out=out
+        )
+    assert out.getvalue() == ""
