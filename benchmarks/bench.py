@@ -8,14 +8,18 @@ Makefile); they are never dependencies of the package.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import platform
+import random
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -496,6 +500,112 @@ def chart(results: Results, machine: str) -> None:
     figure.savefig(OUT / "results.png", dpi=110)
 
 
+FAILOVER_CALLS = 20
+FAILOVER_TIMEOUT = 2.0
+
+
+class Hanging:
+    """A site that accepts connections and never answers (held open until closed)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)
+        self._socket.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self._held.append(self._socket.accept()[0])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for connection in self._held:
+            connection.close()
+        self._socket.close()
+
+
+def _timed_calls(call: Callable[[int], object]) -> float:
+    """Seconds for :data:`FAILOVER_CALLS` sequential calls."""
+    started = time.perf_counter()
+    for n in range(FAILOVER_CALLS):
+        call(n)
+    return time.perf_counter() - started
+
+
+def failover(results: Results) -> None:
+    """20 sequential calls when the first of two sites hangs (timeout 2 s), three ways."""
+    from langchain_chatgptes import ChatChatGptEs
+    from langchain_chatgptes._site_cache import SiteCache
+
+    metric = f"{FAILOVER_CALLS} sequential calls, first of two sites hangs (timeout 2 s)"
+    hanging = Hanging()
+    try:
+        with Emulator() as healthy:
+
+            def model(*urls: str) -> ChatChatGptEs:
+                base: Any = list(urls) if len(urls) > 1 else urls[0]
+                return ChatChatGptEs(
+                    base_url=base, timeout=FAILOVER_TIMEOUT, max_retries=0, site_cache=SiteCache()
+                )
+
+            alone = model(healthy.base_url)
+            alone.invoke("warm")
+            latency = _timed_calls(lambda n: alone.invoke(f"call {n}")) / FAILOVER_CALLS
+            target = (FAILOVER_TIMEOUT + FAILOVER_CALLS * latency) * 1.1
+            ours = [_failover_run(model(hanging.url, healthy.base_url)) for _ in range(3)]
+            row = results.add(Row(metric, "chatgptes [base_url=[hanging, healthy]]", "s", ours))
+            row.ratio = f"target ≤ {target:.2f} s (2 s + 20 × {latency * 1000:.1f} ms + 10 %)"
+            row.note = "met" if row.median <= target else "missed"
+            fallbacks = model(hanging.url).with_fallbacks([model(healthy.base_url)])
+            row = results.add(
+                Row(
+                    metric,
+                    "LangChain with_fallbacks over the same two sites",
+                    "s",
+                    [_timed_calls(lambda n: fallbacks.invoke(f"{n}"))],
+                    note="no memory: pays the timeout on every call",
+                )
+            )
+            row.ratio = f"{row.median / statistics.median(ours):.1f}× ours"
+            pattern = [model(hanging.url), model(healthy.base_url)]
+            row = results.add(
+                Row(
+                    metric,
+                    "g4f RetryProvider's pattern (shuffled each call, no memory)",
+                    "s",
+                    [_timed_calls(lambda n: _retry_provider(pattern, f"{n}"))],
+                    note="the pattern, with this package's single-site models",
+                )
+            )
+            row.ratio = f"{row.median / statistics.median(ours):.1f}× ours"
+    finally:
+        hanging.close()
+
+
+def _failover_run(model: Any) -> float:
+    """Seconds for the calls on one fresh model (a fresh site cache: nothing known yet)."""
+    return _timed_calls(lambda n: model.invoke(f"call {n}"))
+
+
+def _retry_provider(models: list[Any], prompt: str) -> object:
+    """g4f's RetryProvider: the providers shuffled, each tried in turn, nothing remembered."""
+    order = random.sample(models, len(models))
+    for index, model in enumerate(order):
+        try:
+            return model.invoke(prompt)
+        except Exception:
+            if index == len(order) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def main() -> None:
     started = datetime.datetime.now(datetime.UTC)
     results = Results()
@@ -507,6 +617,7 @@ def main() -> None:
         memory(emulator, results)
     for plugin in PROTOCOL_GROUPS:
         protocol_group(plugin, results)
+    failover(results)
     import_time(results)
     write(results, started)
     print(f"\nwrote {OUT / 'results.md'}, results.json and results.png")
