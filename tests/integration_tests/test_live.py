@@ -114,3 +114,18 @@ def test_live_doctor_is_healthy(url: str) -> None:
     out = io.StringIO()
     healthy = run_doctor(url, proxy=PROXY, timeout=90, impersonate="chrome", out=out)
     assert healthy, out.getvalue()
+
+
+async def test_live_sites_behind_one_model_move_past_a_dead_one() -> None:
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens on loopback
+    model = ChatChatGptEs(base_url=[dead, *URLS], timeout=90, site_cache=SiteCache())
+    try:
+        answer = await model.ainvoke("Which site answers?")
+    except BlockedError as exc:
+        skip_if_blocked(exc)
+        raise
+    assert answer.text.strip()
+    assert answer.response_metadata["site_url"] != dead
+    health = model.site_health()
+    assert health[0].state == "cooling"
+    assert any(record.state == "healthy" for record in health[1:])

@@ -392,3 +392,23 @@ def test_a_summed_stream_from_one_site_only(sites: Sites) -> None:
     fail_5xx(sites)
     chunks = list(model_for(sites.urls).stream("hello"))
     assert summed(chunks).text == "from aipkit"
+
+
+async def test_a_call_cancelled_during_failover_frees_its_slot(
+    sites: Sites, hanging: Listener
+) -> None:
+    model = model_for([hanging.url, sites.second.base_url], timeout=5, max_concurrency=1)
+    task = asyncio.create_task(model.ainvoke("hangs on the first site"))
+    await asyncio.sleep(0.3)
+    assert hanging.connections == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert model.site_health()[0].failures == 0  # a cancellation is not the site's failure
+    # The only slot is free again: the next call reaches the (still hanging) site at once.
+    task = asyncio.create_task(model.ainvoke("again"))
+    await asyncio.sleep(0.3)
+    assert hanging.connections == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
