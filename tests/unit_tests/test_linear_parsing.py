@@ -167,9 +167,12 @@ PAGES: dict[str, tuple[Callable[[int], str], int]] = {
     "params_scripts": (lambda n: "<script>wpaicgParams=0;</script>" * (n // 32), 64 * 1024),
     # markup a browser does not render, opened over and over and never closed
     "comment_openers": (lambda n: "<!--" * (n // 4), 2 * MiB),
-    "script_openers": (lambda n: "<script>" * (n // 8), 512 * 1024),
-    "textarea_openers": (lambda n: "<textarea>" * (n // 10), 512 * 1024),
-    "declarations": (lambda n: "<!x" * (n // 3), 512 * 1024),
+    # ... and closed, over and over (each end tag is searched for once)
+    "scripts": (lambda n: "<script>a</script>" * (n // 18), 64 * 1024),
+    "textareas": (lambda n: "<textarea>a</textarea>" * (n // 22), 64 * 1024),
+    "declarations": (lambda n: "<!x>" * (n // 4), 64 * 1024),
+    # one opener that never closes, before a page of tags (all of it is text)
+    "unclosed_script": (lambda n: "<script>" + "<a b=c>" * (n // 7), 512 * 1024),
     # templates nested deep, or closed more often than opened
     "template_nesting": (lambda n: "<template>" * (n // 10), 64 * 1024),
     "template_closers": (lambda n: "</template>" * (n // 11), 64 * 1024),
