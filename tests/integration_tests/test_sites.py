@@ -144,6 +144,19 @@ async def test_the_next_site_answers_and_the_broken_one_cools_down(
     assert fault == "refused connection" or tried > first_requests
 
 
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_site_that_hangs_before_headers_is_left_for_the_next(
+    sites: Sites, hanging: Listener, path: str
+) -> None:
+    model = model_for([hanging.url, sites.second.base_url, sites.third.base_url], timeout=1)
+    answer = await call(model, path, "hello")
+    assert answer.text == "from aipkit"
+    assert answer.response_metadata["site_url"] == sites.second.base_url
+    assert model.site_health()[0].last_error == "RequestTimeoutError"
+    assert (await call(model, path, "again")).text == "from aipkit"
+    assert hanging.connections == 1  # cooling: nothing more
+
+
 async def test_a_site_that_hangs_is_waited_for_once_per_cooldown(
     sites: Sites, hanging: Listener
 ) -> None:
