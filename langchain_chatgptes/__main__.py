@@ -23,6 +23,8 @@ from langchain_chatgptes.chat_models import DEFAULT_BASE_URL, KNOWN_MODELS, Chat
 from langchain_chatgptes.errors import ChatGptEsError
 from langchain_chatgptes.protocols import plugin_names
 
+PROXY_HELP = "http(s)://, socks4(a):// or socks5(h):// proxy (default: $CHATGPTES_PROXY)"
+
 
 def _seconds(text: str) -> float:
     """A time limit on the command line: a number of seconds above 0 (curl reads 0 as none)."""
@@ -78,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-url", help=f"the site (default: $CHATGPTES_BASE_URL or {DEFAULT_BASE_URL})"
     )
-    parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
+    parser.add_argument("--proxy", help=PROXY_HELP)
     parser.add_argument("--model", default="gpt-4o", choices=KNOWN_MODELS, help="model label")
     parser.add_argument(
         "--timeout", type=_seconds, default=60.0, help="seconds, more than 0 (default: 60)"
@@ -111,7 +113,7 @@ def _doctor_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-url", help=f"the site (default: $CHATGPTES_BASE_URL or {DEFAULT_BASE_URL})"
     )
-    parser.add_argument("--proxy", help="http(s):// or socks5:// proxy (default: $CHATGPTES_PROXY)")
+    parser.add_argument("--proxy", help=PROXY_HELP)
     parser.add_argument(
         "--timeout", type=_seconds, default=30.0, help="seconds, more than 0 (default: 30)"
     )

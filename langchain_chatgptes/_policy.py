@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from langchain_chatgptes._conversation import ChatInput
 from langchain_chatgptes._http import Adapter
@@ -56,6 +57,7 @@ from langchain_chatgptes.errors import (
     RateLimitError,
     RequestTimeoutError,
     ResponseTooLargeError,
+    SiteError,
     TransportError,
 )
 from langchain_chatgptes.protocols import Page, choose_bot, protocol_named, read_page
@@ -339,6 +341,9 @@ class Pipeline:
                     if not progress.delivered:
                         progress.delivered = any(isinstance(e, TextDelta) for e in batch)
                     yield batch
+        except SiteError as exc:
+            exc.at(urlsplit(bot.page_url).netloc)  # messages name the site, not chatgpt.es
+            raise
         finally:
             if (new_state := call.new_state()) is not None:
                 self.cache.set_state(self.settings.page_url, bot, new_state)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import atexit
+import logging
 import os
 import queue
 import threading
@@ -35,6 +36,7 @@ from langchain_chatgptes._http import Adapter, CurlAdapter, ThreadedSessionAdapt
 from langchain_chatgptes._policy import StartGate
 
 T = TypeVar("T")
+logger = logging.getLogger("langchain_chatgptes")
 
 _ORPHANS: list[Any] = []
 """What a forked child inherited and must neither use nor close (kept from the GC)."""
@@ -93,31 +95,58 @@ def _free_on_closed_loop(state: _LoopState) -> None:
     session, state.session = state.session, None
     if session is not None:
         try:
-            from curl_cffi._wrapper import lib  # type: ignore[import-not-found]
-
-            acurl = session._acurl
-            handles = list(acurl._curl2curl.values()) if acurl is not None else []
-            while not session.pool.empty():
-                handle = session.pool.get_nowait()
-                if handle is not None:
-                    handles.append(handle)
-            if acurl is not None and acurl._curlm is not None:
-                for handle in handles:
-                    if handle._curl is not None:
-                        lib.curl_multi_remove_handle(acurl._curlm, handle._curl)
-                lib.curl_multi_cleanup(acurl._curlm)
-                acurl._curlm = None
-                checker: Any = acurl._timeout_checker
-                checker._log_destroy_pending = False  # its loop is gone: no warning at GC
-            for handle in handles:
-                handle.close()
-            session._closed = True
-        except Exception:  # noqa: S110 (a curl_cffi internals change: leave it to the GC)
-            pass
+            _free_handles(session)
+        except Exception as exc:  # curl_cffi's internals changed: say so, leave it to the GC
+            _warn_internals_changed(exc)
     keeper, state.keeper = state.keeper, None
     if keeper is not None:
         with suppress(StopIteration):
             keeper.aclose().send(None)  # no session left: it ends without awaiting
+
+
+_internals_warned = False
+
+
+def _warn_internals_changed(exc: Exception) -> None:
+    """Log once that curl_cffi's internals are not what this version knows."""
+    global _internals_warned
+    if _internals_warned:
+        return
+    _internals_warned = True
+    import curl_cffi
+
+    logger.warning(
+        "curl_cffi %s changed the internals langchain-chatgptes uses to free the sessions "
+        "of event loops that closed without closing them (%s: %s): their connections are "
+        "left to the garbage collector. Everything else works; please report it, or use a "
+        "curl_cffi version in langchain-chatgptes' tested range.",
+        getattr(curl_cffi, "__version__", "?"),
+        type(exc).__name__,
+        exc,
+    )
+
+
+def _free_handles(session: Any) -> None:
+    """Release a session's easy handles and multi handle without its (closed) loop."""
+    from curl_cffi._wrapper import lib  # type: ignore[import-not-found]
+
+    acurl = session._acurl
+    handles = list(acurl._curl2curl.values()) if acurl is not None else []
+    while not session.pool.empty():
+        handle = session.pool.get_nowait()
+        if handle is not None:
+            handles.append(handle)
+    if acurl is not None and acurl._curlm is not None:
+        for handle in handles:
+            if handle._curl is not None:
+                lib.curl_multi_remove_handle(acurl._curlm, handle._curl)
+        lib.curl_multi_cleanup(acurl._curlm)
+        acurl._curlm = None
+        checker: Any = acurl._timeout_checker
+        checker._log_destroy_pending = False  # its loop is gone: no warning at GC
+    for handle in handles:
+        handle.close()
+    session._closed = True
 
 
 class Runtime:

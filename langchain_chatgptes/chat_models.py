@@ -244,7 +244,7 @@ def advise(exc: ChatGptEsError, *, impersonate: str = "chrome") -> None:
 
 
 class ChatChatGptEs(BaseChatModel):
-    """Chat model over chatgpt.es, a free WordPress chat site (AI Power / wpaicg plugin).
+    """Chat model over free WordPress chat sites (chatgpt.es first): AI Power and AI Engine.
 
     Unofficial: the site is a third party that may change, rate-limit or block clients at
     any time. It chooses the model that answers, takes no temperature, stop sequences or
@@ -262,7 +262,7 @@ class ChatChatGptEs(BaseChatModel):
         model: Label reported in metadata: ``gpt-4o`` (default), ``gpt-4o-mini``, ``gpt-4``.
         base_url: The site (env ``CHATGPTES_BASE_URL``, default ``https://chatgpt.es``);
             any site running the same plugin works, e.g. the bundled emulator.
-        proxy: http(s):// or socks5:// proxy URL (env ``CHATGPTES_PROXY``).
+        proxy: http(s)://, socks4(a):// or socks5(h):// proxy URL (env ``CHATGPTES_PROXY``).
         impersonate: curl_cffi browser target, default ``"chrome"`` (the newest).
         timeout: Seconds; total for a non-streamed call, per silence for a stream.
         max_retries: Retries after transport errors, HTTP 429 and 5xx.
@@ -328,8 +328,9 @@ class ChatChatGptEs(BaseChatModel):
     Response metadata:
         ```python
         model.invoke("Hello").response_metadata
-        # {"model_name": "gpt-4o", "model_provider": "chatgptes", "finish_reason": "stop",
-        #  "usage_is_estimate": True}
+        # {"site_url": "https://chatgpt.es", "site_plugin": "aipkit", "site_bot_id": "123",
+        #  "site_message_id": "...", "site_response_id": "...", "model_name": "gpt-4o",
+        #  "model_provider": "chatgptes", "finish_reason": "stop", "usage_is_estimate": True}
         ```
     """
 
@@ -371,7 +372,7 @@ class ChatChatGptEs(BaseChatModel):
     proxy: SecretStr | None = Field(
         default_factory=secret_from_env("CHATGPTES_PROXY", default=None)
     )
-    """Proxy URL (http, https, socks5) for every request (env ``CHATGPTES_PROXY``)."""
+    """Proxy URL (http, https, socks4(a), socks5(h)) for every request (env ``CHATGPTES_PROXY``)."""
     impersonate: str = "chrome"
     """curl_cffi browser target; its TLS fingerprint and headers, User-Agent included."""
     timeout: Annotated[float | None, Field(gt=0)] = 60.0
@@ -527,6 +528,21 @@ class ChatChatGptEs(BaseChatModel):
     def _llm_type(self) -> str:
         return f"{PROVIDER}-{self.model_name}"
 
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Chains holding the model round-trip through ``dumpd``/``load``."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """``["langchain_chatgptes", "chat_models"]``."""
+        return ["langchain_chatgptes", "chat_models"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The proxy (it may hold credentials) is stored as a reference to its variable."""
+        return {"proxy": "CHATGPTES_PROXY"}
+
     @property
     def sites(self) -> list[str]:
         """The sites this model uses, in the order given (one, or several)."""
@@ -548,9 +564,13 @@ class ChatChatGptEs(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
+            # Every setting that changes which site or bot answers (for LangChain's caches);
+            # base_url never holds credentials, and the proxy is not part of it.
             "base_url": self.base_url,
             "plugin": self.plugin,
             "bot_id": self.bot_id,
+            "allowed_hosts": self.allowed_hosts,
+            "site_order": self.site_order,
             "impersonate": self.impersonate,
             "stop": self.stop,
             "max_tokens": self.max_tokens,

@@ -185,12 +185,21 @@ class SiteError(ChatGptEsError):
 
     Attributes:
         site_message: The site's message, verbatim.
+        site: The host of the site that answered, once known.
     """
 
     def __init__(self, site_message: str, *, status_code: int | None = None) -> None:
-        super().__init__(f"chatgpt.es returned an error: {site_message}", status_code=status_code)
+        super().__init__(
+            f"The site answered with an error: {site_message}", status_code=status_code
+        )
         self.site_message = site_message
+        self.site: str | None = None
         self.is_retryable = status_code is not None and status_code >= 500
+
+    def at(self, site: str) -> None:
+        """Name the site (its host) in the message: the protocol that raised it cannot."""
+        self.site = site
+        self.args = (f"{site} answered with an error: {self.site_message}",)
 
 
 class ConsentRequiredError(SiteError, ModelPermissionDeniedError):

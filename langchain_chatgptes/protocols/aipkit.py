@@ -451,7 +451,7 @@ class _MessageReader(WholeBodyReader):
         if not isinstance(reply, str) or not reply.strip():
             raise empty_answer()
         events: list[Event] = [TextDelta(reply)]
-        extras = {k: data[k] for k in ("citations", "grounding_metadata") if k in data}
+        extras = {_KEYS[k]: data[k] for k in _EXTRAS if k in data}
         if extras:
             events.append(Metadata(extras))
         return [*events, End("stop")]
@@ -477,9 +477,16 @@ class _NonceReader(WholeBodyReader):
         return (FreshNonce(self._nonce),) if self._nonce else ()
 
 
-# Named events that carry metadata: the key it goes under in response_metadata.
+# Named events and reply keys that carry metadata, and their response_metadata keys (every
+# site fact under "site_": site_citations, site_response_id...).
 _ID_EVENTS = ("openai_response_id", "google_interaction_id")
 _EXTRAS = ("citations", "grounding_metadata")
+_KEYS = {
+    "citations": "site_citations",
+    "grounding_metadata": "site_grounding_metadata",
+    "openai_response_id": "site_response_id",
+    "google_interaction_id": "site_interaction_id",
+}
 
 
 class _StreamReader(BodyReader):
@@ -541,7 +548,7 @@ class _StreamReader(BodyReader):
         self._ended, self._learned = True, (Answered(),)
         if not self._text_seen:
             raise empty_answer(stream=True)
-        extras = {k: data[k] for k in _EXTRAS if isinstance(data, Mapping) and k in data}
+        extras = {_KEYS[k]: data[k] for k in _EXTRAS if isinstance(data, Mapping) and k in data}
         return [Metadata(extras), End("stop")] if extras else [End("stop")]
 
     def _named(self, name: str, data: Any) -> list[Event]:
@@ -549,13 +556,13 @@ class _StreamReader(BodyReader):
         if name == "message_start" and isinstance(data, Mapping):
             return [Metadata({"site_message_id": data.get("message_id")})]
         if name in _EXTRAS:
-            return [Metadata({name: data})]
+            return [Metadata({_KEYS[name]: data})]
         if name in _ID_EVENTS and isinstance(data, Mapping):
-            return [Metadata({name: data.get("id")})]
+            return [Metadata({_KEYS[name]: data.get("id")})]
         if name == "warning":
             message = data.get("error") if isinstance(data, Mapping) else None
             self._warnings.append(message if isinstance(message, str) else json.dumps(data))
-            return [Metadata({"warnings": list(self._warnings)})]
+            return [Metadata({"site_warnings": list(self._warnings)})]
         if name == "display_form_event":
             raise SiteError(
                 "The bot asks the visitor to fill in a form (a plugin trigger); this package "

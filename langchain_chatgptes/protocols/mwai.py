@@ -626,10 +626,14 @@ class _SubmitReader(BodyReader):
         usage = _usage(final.get("usage"))
         if usage is not None:
             events.append(usage)
-        extras = {key: final[key] for key in ("images", "actions", "responseId") if final.get(key)}
+        extras = {key: final[key] for key in _EXTRAS if final.get(key)}
         if extras:
-            events.append(Metadata({f"site_{key}": value for key, value in extras.items()}))
+            events.append(Metadata({_EXTRAS[key]: value for key, value in extras.items()}))
         return [*events, End("stop")]
+
+
+_EXTRAS = {"images": "site_images", "actions": "site_actions", "responseId": "site_response_id"}
+"""Final-reply keys that go into response_metadata, and their keys there."""
 
 
 def _usage(usage: Any) -> Usage | None:

@@ -118,8 +118,8 @@ def test_metadata_events_reach_response_metadata(site: Emulator) -> None:
     )
     message = model_for(site).invoke("Capital of Spain?")
     assert message.text == "Madrid"  # progress and warnings are never answer text
-    assert message.response_metadata["citations"] == [{"url": "https://es.example/madrid"}]
-    assert message.response_metadata["warnings"] == ["Answer may be incomplete."]
+    assert message.response_metadata["site_citations"] == [{"url": "https://es.example/madrid"}]
+    assert message.response_metadata["site_warnings"] == ["Answer may be incomplete."]
     assert message.response_metadata["site_message_id"].startswith("aipkit-msg-")
 
 

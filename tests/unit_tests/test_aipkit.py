@@ -378,8 +378,8 @@ def test_progress_events_are_not_text_and_extras_are_metadata() -> None:
     events = streamed(body)
     assert text(events) == "Paris."
     metadata = [event.values for event in events if isinstance(event, Metadata)]
-    assert {"warnings": ["The answer may be incomplete."]} in metadata
-    assert {"citations": [{"url": "https://example.org"}]} in metadata
+    assert {"site_warnings": ["The answer may be incomplete."]} in metadata
+    assert {"site_citations": [{"url": "https://example.org"}]} in metadata
 
 
 def test_nothing_after_done_is_read() -> None:

@@ -22,7 +22,14 @@ SECRET_PROXY = "http://alice:s3cr3t-pw@proxy.example.test:3128"
 
 
 def test_public_surface() -> None:
-    expected = ["ChatChatGptEs", "KNOWN_MODELS", "__version__", *errors.__all__]
+    expected = [
+        "ChatChatGptEs",
+        "KNOWN_MODELS",
+        "SiteCache",
+        "SiteHealth",
+        "__version__",
+        *errors.__all__,
+    ]
     assert sorted(langchain_chatgptes.__all__) == sorted(expected)
     for name in langchain_chatgptes.__all__:
         obj = getattr(langchain_chatgptes, name)
@@ -168,3 +175,23 @@ def test_profile_is_text_only_without_native_structured_output() -> None:
 
 def test_construction_builds_no_runtime() -> None:
     assert ChatChatGptEs()._runtime is None
+
+
+def test_a_curl_cffi_internals_change_is_reported_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one place that reaches into curl_cffi (freeing a closed loop's session) says so
+    clearly when curl_cffi changed, and goes on."""
+    from langchain_chatgptes import _sessions
+
+    class ChangedSession:  # a session object without the attributes this version knows
+        pass
+
+    state = _sessions._LoopState(session=ChangedSession())  # type: ignore[arg-type]
+    _sessions._internals_warned = False
+    with caplog.at_level("WARNING", logger="langchain_chatgptes"):
+        _sessions._free_on_closed_loop(state)
+        _sessions._free_on_closed_loop(_sessions._LoopState(session=ChangedSession()))  # type: ignore[arg-type]
+    assert state.session is None
+    (record,) = [r for r in caplog.records if "changed the internals" in r.getMessage()]
+    assert "AttributeError" in record.getMessage()

