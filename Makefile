@@ -11,7 +11,12 @@ DIST_VENV := .venv-dist
 DIST_PY := $(DIST_VENV)/bin/python
 DIST_CHECK_VENV := .venv-dist-check
 
-.PHONY: help demo test test-live soak bench lint format dist clean
+# make test-deps: the unit and emulator suites with the lowest versions pyproject allows and
+# with the newest available, each in an environment of its own.
+LOWEST_VENV := .venv-lowest
+NEWEST_VENV := .venv-newest
+
+.PHONY: help demo test test-live test-deps soak bench lint format dist clean
 
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
@@ -19,6 +24,7 @@ help:
 	@echo "make test-live  run the live tests against https://chatgpt.es (or CHATGPTES_LIVE_URLS)"
 	@echo "make soak       2,000 calls at concurrency 64 with 5% random faults (loopback)"
 	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
+	@echo "make test-deps  the unit and emulator suites with the lowest and the newest dependencies"
 	@echo "make lint       ruff and mypy"
 	@echo "make format     ruff format and import sorting"
 	@echo "make dist       build sdist and wheel into dist/, twine check, check their contents,"
@@ -37,6 +43,19 @@ demo: $(VENV)/.installed-emulator
 # One worker per core (pytest-xdist): about half the time on this 2-core machine.
 test: $(VENV)/.installed-test
 	$(PY) -m pytest tests -n auto --benchmark-disable --ignore=tests/soak
+
+test-deps:
+	rm -rf $(LOWEST_VENV) $(NEWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOWEST_VENV)/bin/python -m pip install -q -e ".[test]" $$($(PYTHON) scripts/lowest_requirements.py)
+	$(LOWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
+	$(LOWEST_VENV)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
+	$(PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+	$(NEWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
+	$(NEWEST_VENV)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
 
 soak: $(VENV)/.installed-test
 	$(PY) -m pytest tests/soak -s
@@ -90,5 +109,5 @@ dist: $(DIST_VENV)/.installed
 	$(DIST_PY) scripts/check_dist.py smoke $(DIST_CHECK_VENV)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(DIST_VENV) $(DIST_CHECK_VENV) .bench build dist *.egg-info \
-		.mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DIST_VENV) $(DIST_CHECK_VENV) $(LOWEST_VENV) $(NEWEST_VENV) \
+		.bench build dist *.egg-info .mypy_cache .ruff_cache
