@@ -16,15 +16,20 @@ DIST_CHECK_VENV := .venv-dist-check
 LOWEST_VENV := .venv-lowest
 NEWEST_VENV := .venv-newest
 
-.PHONY: help demo test test-live test-deps soak bench lint format dist clean
+# make docs: mkdocs in an environment of its own, the site in site/ (--strict: a broken link
+# or reference fails the build).
+DOCS_VENV := .venv-docs
+
+.PHONY: help demo test test-live test-deps soak bench lint format docs dist clean
 
 help:
 	@echo "make demo       run a chain and a streamed answer against the bundled local emulator"
 	@echo "make test       run every test offline (unit, emulator, integration, notebooks)"
 	@echo "make test-live  run the live tests against https://chatgpt.es (or CHATGPTES_LIVE_URLS)"
 	@echo "make soak       2,000 calls at concurrency 64 with 5% random faults (loopback)"
-	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes benchmarks/results.*)"
+	@echo "make bench      side-by-side benchmark vs g4f's ChatGptEs and a raw POST (writes docs/assets/benchmarks.*)"
 	@echo "make test-deps  the unit and emulator suites with the lowest and the newest dependencies"
+	@echo "make docs       build the documentation site into site/ (strict)"
 	@echo "make lint       ruff and mypy"
 	@echo "make format     ruff format and import sorting"
 	@echo "make dist       build sdist and wheel into dist/, twine check, check their contents,"
@@ -56,6 +61,15 @@ test-deps:
 	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
 	$(NEWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
 	$(NEWEST_VENV)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
+
+$(DOCS_VENV)/.installed: pyproject.toml
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DOCS_VENV)/bin/python -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	$(DOCS_VENV)/bin/python -m mkdocs build --strict
 
 soak: $(VENV)/.installed-test
 	$(PY) -m pytest tests/soak -s
@@ -110,4 +124,4 @@ dist: $(DIST_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(DIST_VENV) $(DIST_CHECK_VENV) $(LOWEST_VENV) $(NEWEST_VENV) \
-		.bench build dist *.egg-info .mypy_cache .ruff_cache
+		$(DOCS_VENV) .bench build dist site .cache *.egg-info .mypy_cache .ruff_cache

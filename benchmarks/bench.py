@@ -1,9 +1,11 @@
 """``make bench``: this package against g4f's ChatGptEs and a raw-POST floor, side by side.
 
 One emulator (in this process), every client in its own fresh process, every figure the
-median of repeated runs with its spread. Writes ``benchmarks/results.md``, ``.json`` and
-``.png``. The g4f versions come from ``--target`` installs under ``.bench/`` (see the
-Makefile); they are never dependencies of the package.
+median of repeated runs with its spread. Writes the raw figures to
+``benchmarks/results.json`` and what the docs show (and the sdist ships) to
+``docs/assets/benchmarks.md`` (included by ``docs/performance.md``) and ``.png``. The g4f
+versions come from ``--target`` installs under ``.bench/`` (see the Makefile); they are
+never dependencies of the package.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks"
+OUT = ROOT / "benchmarks"  # the raw figures (results.json)
+PUBLISHED = ROOT / "docs" / "assets"  # the table and chart the docs show (and ship)
 CLIENT_SCRIPT = OUT / "clients.py"
 G4F = {"seed-0.5.2": ROOT / ".bench/g4f-0.5.2.0", "seed-0.4.8": ROOT / ".bench/g4f-0.4.8.0"}
 NAMES = {
@@ -450,13 +453,7 @@ def write(results: Results, started: datetime.datetime) -> None:
         for row in results.rows
     ]
     table = "\n".join(lines).replace("nan", "n/a") + "\n"
-    (OUT / "results.md").write_text(table)
-    readme = ROOT / "README.md"
-    start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
-    text = readme.read_text()
-    if start in text and end in text:  # the README shows the latest table
-        head, rest = text.split(start, 1)
-        readme.write_text(head + start + table + end + rest.split(end, 1)[1])
+    (PUBLISHED / "benchmarks.md").write_text(table)  # docs/performance.md includes it
     (OUT / "results.json").write_text(
         json.dumps(
             {"machine": machine, "rows": [row.__dict__ for row in results.rows]},
@@ -497,7 +494,7 @@ def chart(results: Results, machine: str) -> None:
         f"langchain-chatgptes vs g4f ChatGptEs vs raw curl_cffi — {machine}", fontsize=9
     )
     figure.tight_layout()
-    figure.savefig(OUT / "results.png", dpi=110)
+    figure.savefig(PUBLISHED / "benchmarks.png", dpi=110)
 
 
 FAILOVER_CALLS = 20
@@ -620,7 +617,7 @@ def main() -> None:
     failover(results)
     import_time(results)
     write(results, started)
-    print(f"\nwrote {OUT / 'results.md'}, results.json and results.png")
+    print(f"\nwrote {OUT / 'results.json'} and {PUBLISHED}/benchmarks.md, .png")
 
 
 if __name__ == "__main__":

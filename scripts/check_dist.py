@@ -66,8 +66,12 @@ SDIST_REQUIRED = [
     "tests/unit_tests/conftest.py",
     "tests/integration_tests/conftest.py",
     "examples/demo.py",
-    "notebooks/quickstart.ipynb",
-    "notebooks/agents.ipynb",
+    "docs/notebooks/quickstart.ipynb",
+    "docs/notebooks/agents.ipynb",
+    "docs/index.md",
+    "docs/assets/benchmarks.md",
+    "mkdocs.yml",
+    "CONTRIBUTING.md",
     "benchmarks/bench.py",
 ]
 

@@ -2,8 +2,9 @@
 
 Each fault either ends in its exact answer (after a retry where one helps) or in the
 documented error class, with the stated number of chat POSTs and page GETs, within the time
-limit. The README's matrix is rendered from ``FAULTS`` (``test_readme_shows_the_fault_matrix``
-keeps the two in step), so what it says is what ``test_fault`` checks.
+limit. The docs' matrix (``docs/reliability.md``) is rendered from ``FAULTS``
+(``test_the_docs_show_the_fault_matrix`` keeps the two in step), so what it says is what
+``test_fault`` checks.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ FAULTS = [
 
 
 def matrix_markdown() -> str:
-    """The README's fault matrix (every path gives the same outcome)."""
+    """The docs' fault matrix (every path gives the same outcome)."""
     lines = [
         "| fault | " + " | ".join(f"`{p}`" for p in PATHS) + " |",
         "|---|" + "---|" * len(PATHS),
@@ -210,9 +211,11 @@ async def test_fault(emulator: Emulator, fault: Fault, path: str) -> None:
     assert elapsed < TIMEOUT * (fault.posts + fault.pages) + MARGIN
 
 
-def test_readme_shows_the_fault_matrix() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert matrix_markdown() in readme, "update the README's fault matrix:\n" + matrix_markdown()
+def test_the_docs_show_the_fault_matrix() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
+    assert matrix_markdown() in page, (
+        "update the fault matrix in docs/reliability.md:\n" + matrix_markdown()
+    )
 
 
 # --- the same faults on the newer plugins -------------------------------------------------
@@ -340,7 +343,7 @@ NEWER_PLUGINS = ("aipkit", "mwai")
 
 
 def plugin_matrix_markdown() -> str:
-    """The README's fault matrix for AIPKit and AI Engine (every path gives the same outcome)."""
+    """The docs' fault matrix for AIPKit and AI Engine (every path gives the same outcome)."""
     lines = [
         "| fault | " + " | ".join(NEWER_PLUGINS) + " |",
         "|---|" + "---|" * len(NEWER_PLUGINS),
@@ -388,8 +391,9 @@ async def test_fault_on_the_newer_plugins(fault: PluginFault, plugin: str, path:
         assert elapsed < TIMEOUT * requests + MARGIN + fault.extra_seconds
 
 
-def test_readme_shows_the_plugin_fault_matrix() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert plugin_matrix_markdown() in readme, (
-        "update the README's fault matrix for the newer plugins:\n" + plugin_matrix_markdown()
+def test_the_docs_show_the_plugin_fault_matrix() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "reliability.md").read_text()
+    assert plugin_matrix_markdown() in page, (
+        "update the fault matrix in docs/reliability.md for the newer plugins:\n"
+        + plugin_matrix_markdown()
     )

@@ -11,7 +11,7 @@ from nbclient import NotebookClient
 
 from .conftest import shared_emulator
 
-NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "docs" / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("plugin", ["aipkit", "mwai", "wpaicg"])

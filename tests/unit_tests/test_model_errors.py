@@ -2,7 +2,7 @@
 
 Agent middleware (``ModelRetryMiddleware``) retries every exception that is not a
 ``ModelError``, and a ``ModelError`` only when ``is_retryable``: the table below is the
-contract, and the README's error table says the same.
+contract, and the error table of docs/errors.md says the same.
 """
 
 from __future__ import annotations
@@ -97,10 +97,10 @@ def test_the_old_bases_still_hold() -> None:
     assert isinstance(RefusedRedirectError("x", url="u", reason="r"), UntrustedEndpointError)
 
 
-def test_the_readme_table_says_the_same() -> None:
+def test_the_docs_table_says_the_same() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "errors.md").read_text()
     for error, model_error, retryable in TABLE:
         if type(error) in (HTTPStatusError, SiteError, AllSitesFailedError):
             continue  # rows whose answer depends on the instance
@@ -112,23 +112,23 @@ def test_the_readme_table_says_the_same() -> None:
             ),
             None,
         )
-        assert row is not None, f"no README row for {type(error).__name__}"
+        assert row is not None, f"no docs/errors.md row for {type(error).__name__}"
         assert f"`{model_error.__name__}`" in row
         assert ("| yes |" if retryable else "| no |") in row
 
 
-def test_the_readme_says_5xx_only_where_it_depends_on_the_status() -> None:
+def test_the_docs_say_5xx_only_where_it_depends_on_the_status() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "errors.md").read_text()
     for name in ("HTTPStatusError", "SiteError"):
         (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{name}`")]
         assert "| 5xx only |" in row
 
 
-def test_the_readme_says_when_every_site_failing_is_retryable() -> None:
+def test_the_docs_say_when_every_site_failing_is_retryable() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "errors.md").read_text()
     (row,) = [line for line in readme.splitlines() if line.startswith("| `AllSitesFailedError`")]
     assert "| `ModelAPIError` | if one site's error is |" in row
