@@ -10,25 +10,22 @@ never dependencies of the package.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply
+from langchain_chatgptes.emulator import ChatRequest, Emulator, Reply, SilentSite
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks"  # the raw figures (results.json)
@@ -501,33 +498,6 @@ FAILOVER_CALLS = 20
 FAILOVER_TIMEOUT = 2.0
 
 
-class Hanging:
-    """A site that accepts connections and never answers (held open until closed)."""
-
-    def __init__(self) -> None:
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(128)
-        self._socket.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                self._held.append(self._socket.accept()[0])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self._held:
-            connection.close()
-        self._socket.close()
-
-
 def _timed_calls(call: Callable[[int], object]) -> float:
     """Seconds for :data:`FAILOVER_CALLS` sequential calls."""
     started = time.perf_counter()
@@ -538,11 +508,10 @@ def _timed_calls(call: Callable[[int], object]) -> float:
 
 def failover(results: Results) -> None:
     """20 sequential calls when the first of two sites hangs (timeout 2 s), three ways."""
-    from langchain_chatgptes import ChatChatGptEs
-    from langchain_chatgptes._site_cache import SiteCache
+    from langchain_chatgptes import ChatChatGptEs, SiteCache
 
     metric = f"{FAILOVER_CALLS} sequential calls, first of two sites hangs (timeout 2 s)"
-    hanging = Hanging()
+    hanging = SilentSite(hold=True)
     try:
         with Emulator() as healthy:
 

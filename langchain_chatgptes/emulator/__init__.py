@@ -21,7 +21,8 @@ refresh endpoint, server-side history (``AipkitOptions(version="2.4.0")`` adds
 lines), client-side history.
 
 :data:`PLUGINS` names the emulated plugins (:data:`DEFAULT_PLUGIN` first); each is a
-``PluginSite`` subclass in the emulator's registry.
+``PluginSite`` subclass in the emulator's registry. :class:`SilentSite` is a site that never
+answers, for tests of timeouts and of failover between several sites.
 
 Needs aiohttp: ``pip install "langchain-chatgptes[emulator]"``. Run it standalone with
 ``python -m langchain_chatgptes.emulator --port 8000``.
@@ -39,6 +40,7 @@ from langchain_chatgptes.emulator._mwai import MwaiOptions
 from langchain_chatgptes.emulator._records import RecordedRequest
 from langchain_chatgptes.emulator._registry import DEFAULT_PLUGIN, PLUGINS
 from langchain_chatgptes.emulator._server import Emulator
+from langchain_chatgptes.emulator._silent import SilentSite
 from langchain_chatgptes.emulator._site import PluginSite
 from langchain_chatgptes.emulator._tool_model import CallStyle, ToolModelResponder
 from langchain_chatgptes.emulator.responders import (
@@ -63,5 +65,6 @@ __all__ = [
     "Reply",
     "Responder",
     "ScriptedResponder",
+    "SilentSite",
     "ToolModelResponder",
 ]

@@ -6,7 +6,6 @@ import asyncio
 import atexit
 import functools
 import operator
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from langchain_chatgptes import ChatChatGptEs
-from langchain_chatgptes.emulator import Emulator, MwaiOptions, ToolModelResponder
+from langchain_chatgptes.emulator import Emulator, MwaiOptions, SilentSite, ToolModelResponder
 
 
 @functools.cache
@@ -143,56 +142,10 @@ def proxy() -> Iterator[RecordingProxy]:
     recorder.stop()
 
 
-class Listener:
-    """A TCP port that counts the connections made to it and never answers.
-
-    ``hold=False``: each connection is closed at once (an internal service's stand-in);
-    ``hold=True``: kept open, silent, until :meth:`close` (a site that hangs before headers).
-    """
-
-    def __init__(self, *, hold: bool = False) -> None:
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(128)
-        self._socket.settimeout(0.05)
-        self.port = self._socket.getsockname()[1]
-        self.connections = 0
-        self._hold = hold
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._socket.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            if self._hold:
-                self._held.append(connection)
-            else:
-                connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self._held:
-            connection.close()
-        self._socket.close()
-
-
 @pytest.fixture
-def listener() -> Iterator[Listener]:
+def listener() -> Iterator[SilentSite]:
     """A TCP port that accepts connections, closes them and never answers (counts them)."""
-    port = Listener()
+    port = SilentSite(hold=False)
     try:
         yield port
     finally:
@@ -200,9 +153,9 @@ def listener() -> Iterator[Listener]:
 
 
 @pytest.fixture
-def hanging() -> Iterator[Listener]:
+def hanging() -> Iterator[SilentSite]:
     """A site that accepts connections and never answers (counts them)."""
-    port = Listener(hold=True)
+    port = SilentSite(hold=True)
     try:
         yield port
     finally:

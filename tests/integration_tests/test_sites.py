@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,10 +33,11 @@ from langchain_chatgptes.emulator import (
     MwaiOptions,
     Reply,
     ScriptedResponder,
+    SilentSite,
     ToolModelResponder,
 )
 
-from .conftest import PATHS, Listener, call, summed
+from .conftest import PATHS, call, summed
 
 NONCE_EXPIRED = "The link you followed has expired."
 
@@ -146,7 +149,7 @@ async def test_the_next_site_answers_and_the_broken_one_cools_down(
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_site_that_hangs_before_headers_is_left_for_the_next(
-    sites: Sites, hanging: Listener, path: str
+    sites: Sites, hanging: SilentSite, path: str
 ) -> None:
     model = model_for([hanging.url, sites.second.base_url, sites.third.base_url], timeout=1)
     answer = await call(model, path, "hello")
@@ -158,7 +161,7 @@ async def test_a_site_that_hangs_before_headers_is_left_for_the_next(
 
 
 async def test_a_site_that_hangs_is_waited_for_once_per_cooldown(
-    sites: Sites, hanging: Listener
+    sites: Sites, hanging: SilentSite
 ) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=1)
     started = time.monotonic()
@@ -168,7 +171,7 @@ async def test_a_site_that_hangs_is_waited_for_once_per_cooldown(
     assert hanging.connections == 1
 
 
-async def test_32_concurrent_calls_and_a_hanging_site(sites: Sites, hanging: Listener) -> None:
+async def test_32_concurrent_calls_and_a_hanging_site(sites: Sites, hanging: SilentSite) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=1, max_concurrency=64)
     answers = await asyncio.gather(*(model.ainvoke(f"call {n}") for n in range(32)))
     assert [a.text for a in answers] == ["from aipkit"] * 32
@@ -193,7 +196,7 @@ async def test_after_the_cooldown_one_probe_puts_a_healthy_site_back_first(
 
 
 async def test_only_one_call_probes_a_site_whose_cooldown_ended(
-    sites: Sites, hanging: Listener
+    sites: Sites, hanging: SilentSite
 ) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=1, site_cooldown=0.2)
     assert (await model.ainvoke("cools it")).text == "from aipkit"
@@ -220,7 +223,7 @@ async def test_a_failing_probe_cools_the_site_down_longer(sites: Sites) -> None:
     assert (health.cooldown_until - first_cooldown).total_seconds() > 0.3  # 0.4 s this time
 
 
-async def test_a_cancelled_call_gives_back_its_probe(sites: Sites, hanging: Listener) -> None:
+async def test_a_cancelled_call_gives_back_its_probe(sites: Sites, hanging: SilentSite) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=5, site_cooldown=0.2)
     await model.ainvoke("cools it")  # (5 s: the hang is cut short by cancellation below)
     await asyncio.sleep(0.25)
@@ -408,7 +411,7 @@ def test_a_summed_stream_from_one_site_only(sites: Sites) -> None:
 
 
 async def test_a_call_cancelled_during_failover_frees_its_slot(
-    sites: Sites, hanging: Listener
+    sites: Sites, hanging: SilentSite
 ) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=5, max_concurrency=1)
     task = asyncio.create_task(model.ainvoke("hangs on the first site"))
@@ -425,3 +428,12 @@ async def test_a_call_cancelled_during_failover_frees_its_slot(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_the_guides_failover_example_runs() -> None:
+    """docs/several-sites.md's offline failover example, run as written."""
+    guide = (Path(__file__).parents[2] / "docs" / "several-sites.md").read_text()
+    section = guide.split("## Testing failover offline", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert code is not None
+    exec(compile(code[1], "several-sites.md", "exec"), {})  # noqa: S102 (our own guide)

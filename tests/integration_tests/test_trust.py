@@ -26,10 +26,11 @@ from langchain_chatgptes.emulator import (
     MwaiOptions,
     Reply,
     ScriptedResponder,
+    SilentSite,
 )
 from langchain_chatgptes.protocols import mwai
 
-from .conftest import PATHS, Listener, call
+from .conftest import PATHS, call
 
 Plugin = Literal["wpaicg", "aipkit", "mwai"]
 PLUGINS: tuple[Plugin, ...] = ("wpaicg", "aipkit", "mwai")
@@ -86,7 +87,7 @@ async def test_a_page_cannot_make_the_client_read_a_local_file(
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("plugin", PLUGINS)
 async def test_a_page_cannot_make_the_client_write_to_an_internal_service(
-    plugin: Plugin, path: str, scheme: str, listener: Listener
+    plugin: Plugin, path: str, scheme: str, listener: SilentSite
 ) -> None:
     target = f"{scheme}://127.0.0.1:{listener.port}/_SET%20owned%201%0D%0A"
     with site_for(plugin, path, page_endpoint=target) as site:
