@@ -3,7 +3,8 @@
 Each test times a reader on an input of size N and of size 4N (best of 5 runs each, in
 this process's CPU time, so other processes on the machine hardly count) and asserts the
 ratio stays below 8: linear work gives about 4, quadratic work about 16. N doubles until
-the larger run takes at least ~50 ms, so the timings are not noise. This is a complexity
+the larger run takes at least ~50 ms, so the timings are not noise, and a pair over the bound
+is measured again (up to 3 trials) before it fails. This is a complexity
 check, not a speed target: speed is measured by ``make bench``.
 """
 
@@ -27,6 +28,7 @@ from langchain_chatgptes.protocols.wpaicg import ReplyReader, StreamDecoder
 CHUNK = 8 * 1024
 MAX_RATIO = 8.0
 MIN_LARGE_SECONDS = 0.05
+TRIALS = 3
 
 Run = Callable[[], object]
 
@@ -46,13 +48,24 @@ def best_of_5(run: Run) -> float:
 
 
 def assert_linear(make: Callable[[int], Run], n: int, *, max_n: int) -> None:
-    """``make(n)`` builds the input of size ``n`` (untimed) and returns the timed run."""
+    """``make(n)`` builds the input of size ``n`` (untimed) and returns the timed run.
+
+    The pair is measured again, up to :data:`TRIALS` times in all, while the ratio is not
+    below the bound: a busy machine can slow one measurement down (a 4N run of a linear
+    reader once took 8.1 times its N run, in CI beside other work), while quadratic work is
+    about 16 times in every trial, so the bound still catches it.
+    """
     while True:
         small, large = best_of_5(make(n)), best_of_5(make(4 * n))
         if large >= MIN_LARGE_SECONDS or 2 * n > max_n:
             break
         n *= 2
     ratio = large / max(small, 1e-9)
+    for _ in range(TRIALS - 1):
+        if ratio < MAX_RATIO:
+            break
+        small, large = best_of_5(make(n)), best_of_5(make(4 * n))
+        ratio = large / max(small, 1e-9)
     assert ratio < MAX_RATIO, (
         f"N={n}: {small * 1000:.1f} ms, 4N: {large * 1000:.1f} ms (ratio {ratio:.1f}; "
         f"linear is about 4, quadratic about 16)"
