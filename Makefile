@@ -49,18 +49,19 @@ demo: $(VENV)/.installed-emulator
 test: $(VENV)/.installed-test
 	$(PY) -m pytest tests -n auto --benchmark-disable --ignore=tests/soak
 
+# $(call suites,VENV,PIP-ARGS): a fresh environment with these requirements, then the suites.
+define suites
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q --upgrade pip
+	$(1)/bin/python -m pip install -q $(2)
+	$(1)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
+	$(1)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
+endef
+
 test-deps:
 	rm -rf $(LOWEST_VENV) $(NEWEST_VENV)
-	$(PYTHON) -m venv $(LOWEST_VENV)
-	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LOWEST_VENV)/bin/python -m pip install -q -e ".[test]" $$($(PYTHON) scripts/lowest_requirements.py)
-	$(LOWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
-	$(LOWEST_VENV)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
-	$(PYTHON) -m venv $(NEWEST_VENV)
-	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
-	$(NEWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -E "^(curl_cffi|langchain-core|json-repair) "
-	$(NEWEST_VENV)/bin/python -m pytest tests/unit_tests tests/emulator_tests -n auto --benchmark-disable -q
+	$(call suites,$(LOWEST_VENV),-e ".[test]" $$($(PYTHON) scripts/lowest_requirements.py))
+	$(call suites,$(NEWEST_VENV),--upgrade --upgrade-strategy eager -e ".[test]")
 
 $(DOCS_VENV)/.installed: pyproject.toml
 	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
