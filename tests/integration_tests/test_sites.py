@@ -79,6 +79,18 @@ def model_for(urls: list[str], **settings: Any) -> ChatChatGptEs:
 # --- the faults of the matrix, on the first site ---------------------------------------
 
 
+async def cancel_once_it_hangs(
+    model: ChatChatGptEs, prompt: str, hanging: SilentSite, connections: int
+) -> None:
+    """Start a call, see it hang on ``hanging`` (its ``connections``-th), then cancel it."""
+    task = asyncio.create_task(model.ainvoke(prompt))
+    await asyncio.sleep(0.3)
+    assert hanging.connections == connections
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 def refuse(sites: Sites) -> None:
     sites.first.stop()  # its port is closed now
 
@@ -227,19 +239,9 @@ async def test_a_cancelled_call_gives_back_its_probe(sites: Sites, hanging: Sile
     model = model_for([hanging.url, sites.second.base_url], timeout=5, site_cooldown=0.2)
     await model.ainvoke("cools it")  # (5 s: the hang is cut short by cancellation below)
     await asyncio.sleep(0.25)
-    task = asyncio.create_task(model.ainvoke("probing"))
-    await asyncio.sleep(0.3)
-    assert hanging.connections == 2  # the probe hangs there
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_once_it_hangs(model, "probing", hanging, 2)  # the probe hangs there
     # The probe was given back: the next call may probe again (it hangs too: cancel it).
-    task = asyncio.create_task(model.ainvoke("probing again"))
-    await asyncio.sleep(0.3)
-    assert hanging.connections == 3
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_once_it_hangs(model, "probing again", hanging, 3)
 
 
 async def test_when_every_site_cools_down_the_first_to_recover_is_tried(
@@ -414,20 +416,10 @@ async def test_a_call_cancelled_during_failover_frees_its_slot(
     sites: Sites, hanging: SilentSite
 ) -> None:
     model = model_for([hanging.url, sites.second.base_url], timeout=5, max_concurrency=1)
-    task = asyncio.create_task(model.ainvoke("hangs on the first site"))
-    await asyncio.sleep(0.3)
-    assert hanging.connections == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_once_it_hangs(model, "hangs on the first site", hanging, 1)
     assert model.site_health()[0].failures == 0  # a cancellation is not the site's failure
     # The only slot is free again: the next call reaches the (still hanging) site at once.
-    task = asyncio.create_task(model.ainvoke("again"))
-    await asyncio.sleep(0.3)
-    assert hanging.connections == 2
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_once_it_hangs(model, "again", hanging, 2)
 
 
 def test_the_guides_failover_example_runs() -> None:
